@@ -1,0 +1,70 @@
+// Package platform builds, once per cold start, what every API function
+// shares: configuration, the JSON logger, AWS clients, the table and the
+// request pipeline's dependencies.
+package platform
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/dflow-sh/cloud-accounts/shared/api"
+	"github.com/dflow-sh/cloud-accounts/shared/config"
+	"github.com/dflow-sh/cloud-accounts/shared/dynamo"
+	"github.com/dflow-sh/cloud-accounts/shared/logging"
+	"github.com/dflow-sh/cloud-accounts/shared/tenancy"
+)
+
+// Platform is what a function's main builds before it starts serving.
+type Platform struct {
+	Config  config.Config
+	AWS     aws.Config
+	Logger  *slog.Logger
+	Store   *dynamo.Store
+	Tenancy *tenancy.Service
+	Now     func() time.Time
+}
+
+// Load reads the environment and builds the clients. AWS_ENDPOINT_URL, when
+// set, points every client at an emulator (the SDK reads it itself).
+func Load(ctx context.Context) (*Platform, error) {
+	cfg, err := config.Load(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load aws config: %w", err)
+	}
+	return New(cfg, awsCfg, logging.New(os.Stdout, cfg.LogLevel), time.Now), nil
+}
+
+// New assembles a platform from parts; tests use it with an emulator's config.
+func New(cfg config.Config, awsCfg aws.Config, logger *slog.Logger, now func() time.Time) *Platform {
+	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), cfg.TableName)
+	return &Platform{
+		Config:  cfg,
+		AWS:     awsCfg,
+		Logger:  logger,
+		Store:   store,
+		Tenancy: tenancy.NewService(store, now),
+		Now:     now,
+	}
+}
+
+// Server builds the request pipeline over routes.
+func (p *Platform) Server(routes []api.Route) (*api.Server, error) {
+	return api.NewServer(api.Deps{
+		Authorizer:  p.Tenancy,
+		Auditor:     p.Store,
+		Idempotency: dynamo.NewIdempotency(p.Store, p.Now),
+		Logger:      p.Logger,
+		Now:         p.Now,
+	}, routes)
+}
