@@ -120,7 +120,7 @@ func itemsOf(t *testing.T, r *apitest.Result) ([]map[string]any, *string) {
 	return l.Items, l.NextCursor
 }
 
-func ids(items []map[string]any, field string) []string {
+func column(items []map[string]any, field string) []string {
 	var out []string
 	for _, it := range items {
 		out = append(out, fmt.Sprint(it[field]))

@@ -73,7 +73,7 @@ func TestPagination(t *testing.T) {
 		if len(items) > 3 {
 			t.Fatalf("page of %d", len(items))
 		}
-		for _, id := range ids(items, "id") {
+		for _, id := range column(items, "id") {
 			if seen[id] {
 				t.Fatalf("role %s on two pages", id)
 			}

@@ -35,7 +35,7 @@ func TestOrgLifecycle(t *testing.T) {
 
 	// Built-in roles are seeded and the creator is the one Admin.
 	roles, _ := itemsOf(t, c.As(admin).Route("GET /v1/orgs/{orgId}/roles", "orgId", id).Do().Expect(http.StatusOK))
-	if got := joined(ids(roles, "id")); got != "admin,developer,viewer" {
+	if got := joined(column(roles, "id")); got != "admin,developer,viewer" {
 		t.Fatalf("roles = %s", got)
 	}
 	for _, r := range roles {
