@@ -188,6 +188,7 @@ func dig(m map[string]any, keys ...string) map[string]any {
 // convert turns a YAML node into plain Go values, rewriting CloudFormation
 // short-form tags into their long form.
 func convert(n *yaml.Node) any {
+	custom := strings.HasPrefix(n.Tag, "!") && !strings.HasPrefix(n.Tag, "!!")
 	var v any
 	switch n.Kind {
 	case yaml.DocumentNode:
@@ -211,12 +212,12 @@ func convert(n *yaml.Node) any {
 		v = s
 	case yaml.ScalarNode:
 		var x any
-		if err := n.Decode(&x); err != nil || strings.HasPrefix(n.Tag, "!") {
+		if err := n.Decode(&x); err != nil || custom {
 			x = n.Value
 		}
 		v = x
 	}
-	if strings.HasPrefix(n.Tag, "!") && !strings.HasPrefix(n.Tag, "!!") {
+	if custom {
 		name := strings.TrimPrefix(n.Tag, "!")
 		switch name {
 		case "Ref", "Condition":

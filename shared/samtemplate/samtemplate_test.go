@@ -16,6 +16,8 @@ Globals:
 Resources:
   AppTable:
     Type: AWS::DynamoDB::Table
+    Properties:
+      TimeToLiveSpecification: {AttributeName: expiresAt, Enabled: true}
   WidgetsFunction:
     Type: AWS::Serverless::Function
     Properties:
@@ -54,6 +56,10 @@ func TestParse(t *testing.T) {
 	}
 	if got := tpl.GlobalEnv()["TABLE_NAME"]; !reflect.DeepEqual(got, map[string]any{"Ref": "AppTable"}) {
 		t.Errorf("TABLE_NAME = %#v", got)
+	}
+	ttl := tpl.Resources["AppTable"]["Properties"].(map[string]any)["TimeToLiveSpecification"].(map[string]any)
+	if ttl["Enabled"] != true {
+		t.Errorf("plain YAML booleans must stay booleans: %#v", ttl["Enabled"])
 	}
 	props := tpl.Resources["WidgetsFunction"]["Properties"].(map[string]any)
 	if got := props["Role"]; !reflect.DeepEqual(got, map[string]any{"Fn::GetAtt": []any{"WidgetsRole", "Arn"}}) {
