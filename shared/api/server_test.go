@@ -146,11 +146,11 @@ func TestNewServerRefusesUnsafeRoutes(t *testing.T) {
 	h := func(context.Context, *Request) (*Response, error) { return OK(nil), nil }
 	deps := Deps{Authorizer: fakeAuth{}, Auditor: &recorder{}, Idempotency: &memIdem{}, Logger: logging.New(&bytes.Buffer{}, "INFO")}
 	bad := []Route{
-		{Key: "GET /v1/things", Handler: h},                                                          // no permission
-		{Key: "POST /v1/orgs/{orgId}/x", Permission: AnyMember(), Handler: h},                        // no audit action
-		{Key: "GET /v1/x", Permission: AnyMember(), Handler: h},                                      // org permission, no org
-		{Key: "GET /v1/orgs/{orgId}/things/{thingId}", Permission: AnyMember(), Handler: h},          // unchecked param
-		{Key: "GET v1/orgs", Permission: AnyUser(), Handler: h},                                      // malformed key
+		{Key: "GET /v1/things", Handler: h},                                                         // no permission
+		{Key: "POST /v1/orgs/{orgId}/x", Permission: AnyMember(), Handler: h},                       // no audit action
+		{Key: "GET /v1/x", Permission: AnyMember(), Handler: h},                                     // org permission, no org
+		{Key: "GET /v1/orgs/{orgId}/things/{thingId}", Permission: AnyMember(), Handler: h},         // unchecked param
+		{Key: "GET v1/orgs", Permission: AnyUser(), Handler: h},                                     // malformed key
 		{Key: "GET /v1/orgs/{orgId}", Permission: Allow(tenancy.Roles, tenancy.Read), Handler: nil}, // no handler
 	}
 	for _, r := range bad {
@@ -166,7 +166,10 @@ func TestNewServerRefusesUnsafeRoutes(t *testing.T) {
 
 func TestAuthorization(t *testing.T) {
 	called := 0
-	h := func(context.Context, *Request) (*Response, error) { called++; return OK(map[string]string{"ok": "yes"}), nil }
+	h := func(context.Context, *Request) (*Response, error) {
+		called++
+		return OK(map[string]string{"ok": "yes"}), nil
+	}
 	hs := newHarness(t,
 		Route{Key: "GET /v1/orgs/{orgId}/roles", Permission: Allow(tenancy.Roles, tenancy.Read), Handler: h},
 		Route{Key: "POST /v1/orgs/{orgId}/roles", Permission: Allow(tenancy.Roles, tenancy.Create), Action: "roles.create", Handler: h},
@@ -313,7 +316,7 @@ func TestDecodeNamesTheField(t *testing.T) {
 		Port int `json:"port"`
 	}
 	type body struct {
-		Name  string `json:"name"`
+		Name  string  `json:"name"`
 		Rules []inner `json:"rules"`
 	}
 	tests := map[string]string{
