@@ -135,6 +135,10 @@ func TestInputIsStrict(t *testing.T) {
 	}
 	r := f.api.As(admin).Route("PATCH /v1/orgs/{orgId}", "orgId", f.orgID).Header("If-Match", "soon").JSON(`{"name":"x"}`).Do().Expect(http.StatusBadRequest)
 	mustContain(t, fieldsOf(t, r), "If-Match")
+	r = f.api.As(admin).Route("PATCH /v1/orgs/{orgId}", "orgId", f.orgID).JSON(`{}`).Do().Expect(http.StatusBadRequest)
+	mustContain(t, fieldsOf(t, r), "body")
+	r = f.api.As(admin).Route("PATCH /v1/orgs/{orgId}/roles/{roleId}", "orgId", f.orgID, "roleId", f.custom).JSON(`{}`).Do().Expect(http.StatusBadRequest)
+	mustContain(t, fieldsOf(t, r), "body")
 	r = f.api.As(admin).Route("PATCH /v1/orgs/{orgId}", "orgId", f.orgID).JSON(`{"features":{"Not A Flag":true}}`).Do().Expect(http.StatusBadRequest)
 	mustContain(t, fieldsOf(t, r), "features.Not A Flag")
 }

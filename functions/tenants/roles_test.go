@@ -111,6 +111,17 @@ func TestNoPrivilegeEscalation(t *testing.T) {
 	c.As("tom").Route("PATCH /v1/orgs/{orgId}/roles/{roleId}", f.org("", "roleId", manager)...).
 		JSON(map[string]any{"permissions": map[string]any{"audit": map[string]any{"read": true}, "team": map[string]any{"read": true}}}).Do().Expect(http.StatusForbidden)
 	c.As("tom").Route("DELETE /v1/orgs/{orgId}/members/{userId}", f.org("", "userId", admin)...).Do().Expect(http.StatusForbidden)
+	// Moving an Admin onto a lesser role takes Admin away: refused as well.
+	f.addMember("second-admin", "admin")
+	res = c.As("tom").Route("PUT /v1/orgs/{orgId}/members/{userId}", f.org("", "userId", "second-admin")...).JSON(map[string]any{"roleId": f.custom}).Do().Expect(http.StatusForbidden)
+	if problemCode(t, res) != "privilege_escalation" {
+		t.Fatal(res)
+	}
+	// Such refusals are audited as denied.
+	events, _ := itemsOf(t, c.As(admin).Route("GET /v1/orgs/{orgId}/audit", f.org("")...).Query("limit", "1").Do().Expect(http.StatusOK))
+	if events[0]["outcome"] != "denied" || events[0]["actor"] != "tom" {
+		t.Fatalf("last audit event = %v", events[0])
+	}
 	// What the manager holds, the manager may hand out.
 	c.As("tom").Route("PUT /v1/orgs/{orgId}/members/{userId}", f.org("", "userId", "newbie")...).JSON(map[string]any{"roleId": f.custom}).Do().Expect(http.StatusCreated)
 	c.As("tom").Route("POST /v1/orgs/{orgId}/roles", f.org("")...).JSON(map[string]any{"name": "Readers", "permissions": map[string]any{"team": map[string]any{"read": true}}}).Do().Expect(http.StatusCreated)

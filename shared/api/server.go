@@ -222,6 +222,10 @@ func (s *Server) audit(ctx context.Context, c *call) {
 	}
 	r := c.req
 	outcome := audit.OutcomeOf(c.status)
+	if c.status == http.StatusForbidden {
+		// Refusals decided inside a use-case (e.g. privilege escalation) too.
+		outcome = audit.Denied
+	}
 	if c.denied {
 		outcome = audit.Denied
 		if r.Role.ID == "" {

@@ -133,6 +133,9 @@ func (s *Service) UpdateOrg(ctx context.Context, orgID string, patch OrgPatch, i
 			problems = append(problems, fault.FieldError{Field: "features." + k, Message: "must be a dotted lower-case name such as provider.gcp"})
 		}
 	}
+	if patch.Name == nil && patch.Features == nil {
+		problems = append(problems, fault.FieldError{Field: "body", Message: "names nothing to change"})
+	}
 	if len(problems) > 0 {
 		return Org{}, fault.Validation(problems...)
 	}
@@ -274,6 +277,9 @@ func (s *Service) UpdateRole(ctx context.Context, caller Caller, orgID, roleID s
 	if err != nil {
 		return Role{}, err
 	}
+	if in.Name == nil && in.Description == nil && in.Permissions == nil {
+		return Role{}, fault.Field("body", "names nothing to change")
+	}
 	prev, err := s.store.GetRole(ctx, orgID, roleID)
 	if err != nil {
 		return Role{}, err
@@ -373,6 +379,17 @@ func (s *Service) PutMember(ctx context.Context, caller Caller, orgID, userID, r
 	}
 	if prev.RoleID == roleID {
 		return prev, false, nil
+	}
+	// Moving someone also takes their old role away: only who could grant
+	// it may do that (else a team manager could demote an Admin).
+	if prev.UserID != caller.UserID {
+		old, err := s.store.GetRole(ctx, orgID, prev.RoleID)
+		if err != nil {
+			return Member{}, false, err
+		}
+		if err := checkGrantable(caller, old.Permissions); err != nil {
+			return Member{}, false, err
+		}
 	}
 	m := prev
 	m.RoleID = roleID
