@@ -246,7 +246,10 @@ func (s *Server) audit(ctx context.Context, c *call) {
 		ev.Code = c.code
 	}
 	if err := s.deps.Auditor.Record(ctx, ev); err != nil {
-		s.deps.Logger.ErrorContext(ctx, "audit write failed", "requestId", r.ID, "action", ev.Action, "error", err.Error())
+		// The event is logged whole, so the trail survives in the logs.
+		s.deps.Logger.ErrorContext(ctx, "audit write failed", "error", err.Error(), slog.Group("event",
+			"id", ev.ID, "orgId", ev.OrgID, "at", ev.At, "actor", ev.ActorID, "action", ev.Action,
+			"target", ev.Target, "outcome", ev.Outcome, "status", ev.Status, "code", ev.Code, "requestId", ev.RequestID))
 	}
 }
 

@@ -27,3 +27,22 @@ func TestLoadReportsAllMissing(t *testing.T) {
 		}
 	}
 }
+
+func TestOptional(t *testing.T) {
+	env := map[string]string{
+		"TABLE_NAME": "t", "SECRET_PREFIX": "p", "STAGE": "dev",
+		"DFLOW_PRINCIPAL_ARNS": "arn:aws:iam::111122223333:root, arn:aws-us-gov:iam::222233334444:root",
+		"SECRET_RECOVERY_DAYS": "14",
+	}
+	c, err := Load(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.PrincipalARNs) != 2 || c.PrincipalARNs[1] != "arn:aws-us-gov:iam::222233334444:root" || c.RecoveryDays != 14 {
+		t.Fatalf("config = %+v", c)
+	}
+	env["SECRET_RECOVERY_DAYS"] = "3"
+	if _, err := Load(func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "SECRET_RECOVERY_DAYS") {
+		t.Fatalf("bad recovery days: %v", err)
+	}
+}

@@ -203,8 +203,10 @@ func (s *Server) Config(ctx context.Context, region string) (aws.Config, error) 
 		config.WithSharedCredentialsFiles([]string{}),
 		config.WithEC2IMDSClientEnableState(imds.ClientDisabled),
 		config.WithAccountIDEndpointMode(aws.AccountIDEndpointModeDisabled),
-		// moto answers unimplemented calls with a 500 the SDK would retry.
-		config.WithRetryMaxAttempts(1),
+		// The standard retryer stays on: moto's server drops idle keep-alive
+		// connections, which the SDK retries as AWS clients would. (An
+		// unimplemented call's HTML 500 is retried too, only slower.)
+		config.WithRetryMaxAttempts(3),
 	)
 }
 
