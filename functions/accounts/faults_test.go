@@ -179,3 +179,32 @@ func TestRejectedAndUnreachable(t *testing.T) {
 		})
 	}
 }
+
+// Throttling is retried by the SDK; only when it persists does the caller
+// get a 503, and then nothing is stored.
+func TestThrottlingIsRetried(t *testing.T) {
+	f := newFixture(t)
+	id, secret := accessKey(t, "thr")
+	throttled := &smithy.GenericAPIError{Code: "Throttling", Message: "Rate exceeded"}
+
+	f.faults.Reset()
+	f.faults.FailAttempts("STS.GetCallerIdentity", 2, throttled)
+	f.api.As(admin).Route("POST /v1/orgs/{orgId}/accounts", f.org()...).JSON(keyBody("prod", id, secret)).Do().Expect(http.StatusCreated)
+	if n := strings.Count(strings.Join(f.faults.Calls(), ","), "STS.GetCallerIdentity(attempt failed)"); n != 2 {
+		t.Fatalf("%d failed attempts before success", n)
+	}
+	f.unlinkAll()
+
+	f.faults.Reset()
+	f.faults.FailAttempts("STS.GetCallerIdentity", 100, throttled)
+	r := f.api.As(admin).Route("POST /v1/orgs/{orgId}/accounts", f.org()...).JSON(keyBody("prod", id, secret)).Do().Expect(http.StatusServiceUnavailable)
+	if problemCode(t, r) != "provider_unavailable" || r.Header["Retry-After"] == "" {
+		t.Fatal(r)
+	}
+	if n := strings.Count(strings.Join(f.faults.Calls(), ","), "(attempt failed)"); n < 2 {
+		t.Fatalf("gave up after %d attempt(s)", n)
+	}
+	if len(f.liveSecrets()) != 0 {
+		t.Fatal("stored after a 503")
+	}
+}

@@ -21,6 +21,9 @@ type Faults struct {
 	// (1-based) to fail and the error to return.
 	plan map[string]fault
 	seen map[string]int
+	// attempts: a call name → how many of its next attempts fail, inside
+	// the SDK's retry loop (so the retryer sees and retries them).
+	attempts map[string]fault
 }
 
 type fault struct {
@@ -35,16 +38,54 @@ var ErrInjected = fmt.Errorf("injected fault")
 func (f *Faults) Attach(cfg aws.Config) aws.Config {
 	c := cfg.Copy()
 	c.APIOptions = append(c.APIOptions, func(stack *middleware.Stack) error {
-		return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("faultInjection",
+		err := stack.Initialize.Add(middleware.InitializeMiddlewareFunc("faultInjection",
 			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-				name := awsmiddleware.GetServiceID(ctx) + "." + awsmiddleware.GetOperationName(ctx)
-				if err := f.record(name); err != nil {
+				if err := f.record(callName(ctx)); err != nil {
 					return middleware.InitializeOutput{}, middleware.Metadata{}, err
 				}
 				return next.HandleInitialize(ctx, in)
 			}), middleware.Before)
+		if err != nil {
+			return err
+		}
+		// After the retry middleware: each attempt passes here.
+		return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("attemptFaultInjection",
+			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+				if err := f.attempt(callName(ctx)); err != nil {
+					return middleware.FinalizeOutput{}, middleware.Metadata{}, err
+				}
+				return next.HandleFinalize(ctx, in)
+			}), middleware.After)
 	})
 	return c
+}
+
+func callName(ctx context.Context) string {
+	return awsmiddleware.GetServiceID(ctx) + "." + awsmiddleware.GetOperationName(ctx)
+}
+
+func (f *Faults) attempt(name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a, ok := f.attempts[name]
+	if !ok || a.nth <= 0 {
+		return nil
+	}
+	a.nth--
+	f.attempts[name] = a
+	f.calls = append(f.calls, name+"(attempt failed)")
+	return a.err
+}
+
+// FailAttempts makes the next n attempts of call fail with err inside the
+// SDK's retry loop: a retryable err is retried by the SDK itself.
+func (f *Faults) FailAttempts(call string, n int, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.attempts == nil {
+		f.attempts = map[string]fault{}
+	}
+	f.attempts[call] = fault{nth: n, err: err}
 }
 
 func (f *Faults) record(name string) error {
@@ -79,7 +120,7 @@ func (f *Faults) FailNth(call string, nth int, err error) {
 func (f *Faults) Reset() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.plan, f.seen, f.calls = nil, nil, nil
+	f.plan, f.seen, f.calls, f.attempts = nil, nil, nil, nil
 }
 
 // Calls returns the calls recorded since the last Reset.
