@@ -85,6 +85,9 @@ func start(rie, bootstrap string, env map[string]string) (*Emulator, error) {
 	// If the test binary dies (e.g. -timeout), RIE goes with it; the
 	// bootstrap then loses its Runtime API and exits on its own.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// The function writes to RIE's output pipe too; once RIE has exited,
+	// do not wait long for a straggler to close it.
+	cmd.WaitDelay = time.Second
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", rie, err)
 	}
