@@ -47,6 +47,10 @@ var expectations = map[string]expectation{
 	"tenants/get-org-no-token.json":   {status: http.StatusUnauthorized, code: "unauthenticated"},
 	"tenants/get-org-not-member.json": {status: http.StatusNotFound, code: "not_found"},
 	"tenants/list-orgs.json":          {status: http.StatusOK},
+
+	"accounts/link-role-not-member.json":      {status: http.StatusNotFound, code: "not_found"},
+	"accounts/get-account-no-token.json":      {status: http.StatusUnauthorized, code: "unauthenticated"},
+	"accounts/list-providers-not-member.json": {status: http.StatusNotFound, code: "not_found"},
 }
 
 // TestPackaging builds each function, runs it under RIE with its template
@@ -270,7 +274,10 @@ func loadTemplate(t testing.TB) (*samtemplate.Template, string) {
 // envOverrides sets variables the test stack cannot derive from the
 // template (e.g. a !GetAtt of a resource moto does not stand in for), in
 // env.json's shape: "Parameters" for all functions, or a logical id.
-var envOverrides = map[string]map[string]string{}
+var envOverrides = map[string]map[string]string{
+	// An Fn::If on a template condition: the stack's own account root.
+	"AccountsFunction": {"DFLOW_PRINCIPAL_ARNS": "arn:aws:iam::123456789012:root"},
+}
 
 // deploy is a fresh stand-in stack of tpl with envOverrides applied.
 func deploy(t testing.TB, tpl *samtemplate.Template) *lambdatest.Deployment {

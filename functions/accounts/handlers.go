@@ -14,9 +14,12 @@ import (
 
 // setupConfig is what the setup route tells customers about dFlow.
 type setupConfig struct {
-	// principals maps a partition to the dFlow principal customers trust.
-	principals map[string]string
-	// templateURL is where the role template is published, for quick-create links.
+	// principal is the dFlow principal customers' roles trust, in partition:
+	// the one this deployment runs in (roles can only be assumed there).
+	principal string
+	partition partition.Partition
+	// templateURL is where the generic role template is published (see
+	// cmd/role-template), for quick-create links.
 	templateURL string
 }
 
@@ -51,18 +54,17 @@ func (h *handlers) providers(ctx context.Context, r *api.Request) (*api.Response
 }
 
 func (h *handlers) awsSetup(ctx context.Context, r *api.Request) (*api.Response, error) {
-	partID := r.Query("partition")
-	if partID == "" {
-		partID = "aws"
+	p := h.setup.partition
+	if partID := r.Query("partition"); partID != "" {
+		asked, ok := partition.ByID(partID)
+		if !ok {
+			return nil, fault.Field("partition", `must be "aws", "aws-us-gov" or "aws-cn"`)
+		}
+		if asked.ID != p.ID {
+			return nil, fault.Unprocessablef("partition_not_supported", "this dFlow installation runs in partition %s and cannot assume roles in %s", p.ID, asked.ID)
+		}
 	}
-	p, ok := partition.ByID(partID)
-	if !ok {
-		return nil, fault.Field("partition", `must be "aws", "aws-us-gov" or "aws-cn"`)
-	}
-	principal, ok := h.setup.principals[p.ID]
-	if !ok {
-		return nil, fault.Unprocessablef("partition_not_supported", "this dFlow installation has no principal in partition %s, so it cannot assume roles there", p.ID)
-	}
+	principal := h.setup.principal
 	externalID, err := h.links.ExternalID(ctx, r.OrgID)
 	if err != nil {
 		return nil, err
@@ -73,7 +75,7 @@ func (h *handlers) awsSetup(ctx context.Context, r *api.Request) (*api.Response,
 	}
 	var quickCreate *string
 	if h.setup.templateURL != "" {
-		u := awsperms.QuickCreateURL(p, p.DefaultRegion, h.setup.templateURL, roleStackName, map[string]string{"ExternalId": externalID})
+		u := awsperms.QuickCreateURL(p, p.DefaultRegion, h.setup.templateURL, roleStackName, map[string]string{awsperms.ExternalIDParameter: externalID})
 		quickCreate = &u
 	}
 	return api.OK(map[string]any{

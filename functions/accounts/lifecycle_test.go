@@ -206,3 +206,36 @@ func TestDelete(t *testing.T) {
 	// Name and key are free again (a new link gets a new secret).
 	f.link(keyBody("prod", id, secret))
 }
+
+func TestOnlyThisPartition(t *testing.T) {
+	f := newFixture(t)
+	body := roleBody("gov", "arn:aws-us-gov:iam::111122223333:role/dflow")
+	body["defaultRegion"] = "us-gov-west-1"
+	r := f.api.As(admin).Route("POST /v1/orgs/{orgId}/accounts", f.org()...).JSON(body).Do().Expect(http.StatusUnprocessableEntity)
+	if problemCode(t, r) != "partition_not_supported" || len(f.secrets()) != 0 {
+		t.Fatal(r)
+	}
+}
+
+func TestEmptyPatchAndSwitchingType(t *testing.T) {
+	f := newFixture(t)
+	// A role in the same account as moto's IAM users.
+	l := f.link(roleBody("r", "arn:aws:iam::123456789012:role/dflow"))
+	path := f.org("accountId", l["id"].(string))
+	r := f.api.As(admin).Route("PATCH /v1/orgs/{orgId}/accounts/{accountId}", path...).JSON(`{}`).Do().Expect(http.StatusBadRequest)
+	if fields := fieldsOf(t, r); len(fields) != 1 || fields[0] != "body" {
+		t.Fatal(r)
+	}
+	if len(l["warnings"].([]any)) != 1 {
+		t.Fatalf("warnings = %v", l["warnings"])
+	}
+	// Switching to an access key drops the role's warning and flag.
+	id, secret := accessKey(t, "switch")
+	got := f.api.As(admin).Route("PUT /v1/orgs/{orgId}/accounts/{accountId}/credentials", path...).
+		JSON(map[string]any{"type": "accessKey", "accessKeyId": id, "secretAccessKey": secret}).Do().Expect(http.StatusOK).Map()
+	creds := got["credentials"].(map[string]any)
+	if len(got["warnings"].([]any)) != 0 || creds["type"] != "accessKey" || creds["confusedDeputyProtected"] != nil || creds["roleArn"] != nil {
+		t.Fatalf("after the switch: %v", got)
+	}
+	assertNoSecret(t, f, secret)
+}

@@ -57,12 +57,19 @@ func newHandlers(p *platform.Platform, opts ...vault.Option) (*handlers, error) 
 	if err != nil {
 		return nil, err
 	}
+	home, ok := partition.ForRegion(p.AWS.Region)
+	if !ok {
+		return nil, fmt.Errorf("AWS_REGION %q is not a region of a known partition", p.AWS.Region)
+	}
 	svc := links.NewService(p.Store, v, verifier{checker}, links.Config{
-		SecretPrefix: p.Config.SecretPrefix, RecoveryDays: p.Config.RecoveryDays,
+		SecretPrefix: p.Config.SecretPrefix, RecoveryDays: p.Config.RecoveryDays, Partition: home.ID,
 	}, p.Logger, p.Now)
+	if _, ok := principals[home.ID]; !ok {
+		return nil, fmt.Errorf("DFLOW_PRINCIPAL_ARNS: no principal in this deployment's partition %s", home.ID)
+	}
 	return &handlers{
 		links: svc, tenancy: p.Tenancy,
-		setup: setupConfig{principals: principals, templateURL: p.Config.SetupTemplateURL},
+		setup: setupConfig{principal: principals[home.ID], partition: home, templateURL: p.Config.SetupTemplateURL},
 	}, nil
 }
 

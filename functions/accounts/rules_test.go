@@ -19,9 +19,13 @@ func orgPatch(features map[string]*bool) tenancy.OrgPatch {
 }
 
 // assertNoSecret looks for the secret in every place it must never be:
-// the log, every DynamoDB item (audit events included).
+// every response so far, the log, every DynamoDB item (audit events
+// included).
 func assertNoSecret(t *testing.T, f *fixture, secret string) {
 	t.Helper()
+	if strings.Contains(f.api.Bodies.String(), secret) {
+		t.Fatal("the secret access key is in a response")
+	}
 	if strings.Contains(f.env.Logs.String(), secret) {
 		t.Fatal("the secret access key is in the log")
 	}

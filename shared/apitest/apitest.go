@@ -87,6 +87,8 @@ type Client struct {
 	handler HandlerFunc
 	// Logs, when set, are shown with a failed expectation.
 	Logs *SyncBuffer
+	// Bodies records every response body, for tests that search them all.
+	Bodies SyncBuffer
 }
 
 // NewClient wraps handler.
@@ -182,6 +184,10 @@ func (c *Call) Do() *Result {
 	resp, err := c.c.handler(context.Background(), c.event)
 	if err != nil {
 		c.c.t.Fatalf("%s: handler error: %v", c.event.RouteKey, err)
+	}
+	c.c.Bodies.Write([]byte(resp.Body + "\n"))
+	for k, v := range resp.Headers {
+		c.c.Bodies.Write([]byte(k + ": " + v + "\n"))
 	}
 	return &Result{t: c.c.t, Status: resp.StatusCode, Header: resp.Headers, Body: []byte(resp.Body), route: c.event.RouteKey, logs: c.c.Logs}
 }

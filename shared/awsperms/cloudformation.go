@@ -56,7 +56,7 @@ type cfnRoleProperties struct {
 	RoleName                 map[string]string `json:"RoleName"`
 	Description              string            `json:"Description"`
 	MaxSessionDuration       int               `json:"MaxSessionDuration"`
-	AssumeRolePolicyDocument Policy            `json:"AssumeRolePolicyDocument"`
+	AssumeRolePolicyDocument any               `json:"AssumeRolePolicyDocument"`
 	Policies                 []cfnInlinePolicy `json:"Policies"`
 	Tags                     []cfnTag          `json:"Tags"`
 }
@@ -82,12 +82,37 @@ type cfnOutput struct {
 // Its RoleName parameter defaults to DefaultRoleName; its RoleArn output is
 // what the customer gives back to dFlow. Because the role is named, the
 // stack needs CAPABILITY_NAMED_IAM (the console asks the customer to agree).
+//
+// The external id is the ExternalId parameter's default, so the template
+// works as it is; GenericRoleTemplate leaves it to the stack's parameters.
 func RoleTemplate(p partition.Partition, principalARN, externalID string) (string, error) {
+	if err := checkExternalID(externalID); err != nil {
+		return "", fmt.Errorf("role template: %w", err)
+	}
+	return roleTemplate(p, principalARN, externalID)
+}
+
+// GenericRoleTemplate is RoleTemplate for every organisation: the external
+// id comes in as the ExternalId parameter. An operator publishes it (one per
+// partition) at the URL quick-create links load, which pass
+// param_ExternalId=<the organisation's id>.
+func GenericRoleTemplate(p partition.Partition, principalARN string) (string, error) {
+	return roleTemplate(p, principalARN, "")
+}
+
+// ExternalIDParameter names the template parameter carrying the external id.
+const ExternalIDParameter = "ExternalId"
+
+func roleTemplate(p partition.Partition, principalARN, externalID string) (string, error) {
 	if err := checkPrincipal(p, principalARN); err != nil {
 		return "", fmt.Errorf("role template: %w", err)
 	}
-	if err := checkExternalID(externalID); err != nil {
-		return "", fmt.Errorf("role template: %w", err)
+	trust := TrustPolicy(p, principalARN, "placeholder")
+	// The trust policy's condition refers to the parameter.
+	statement := map[string]any{
+		"Sid": trust.Statement[0].Sid, "Effect": trust.Statement[0].Effect,
+		"Principal": trust.Statement[0].Principal, "Action": trust.Statement[0].Action,
+		"Condition": map[string]any{"StringEquals": map[string]any{"sts:ExternalId": map[string]string{"Ref": ExternalIDParameter}}},
 	}
 	t := cfnTemplate{
 		AWSTemplateFormatVersion: "2010-09-09",
@@ -102,6 +127,15 @@ func RoleTemplate(p partition.Partition, principalARN, externalID string) (strin
 				AllowedPattern:        `^[\w+=,.@-]+$`,
 				ConstraintDescription: "1 to 64 letters, digits and +=,.@_-",
 			},
+			ExternalIDParameter: {
+				Type:                  "String",
+				Default:               externalID,
+				Description:           "Your organisation's external ID, from dFlow's AWS setup page.",
+				MinLength:             minExternalIDLen,
+				MaxLength:             maxExternalIDLen,
+				AllowedPattern:        `^[\w+=,.@:/-]+$`,
+				ConstraintDescription: "the external ID shown by dFlow",
+			},
 		},
 		Resources: map[string]cfnResource{
 			roleLogicalID: {
@@ -110,7 +144,7 @@ func RoleTemplate(p partition.Partition, principalARN, externalID string) (strin
 					RoleName:                 map[string]string{"Ref": RoleNameParameter},
 					Description:              "Assumed by dFlow with an external ID to manage servers.",
 					MaxSessionDuration:       RoleSessionSeconds,
-					AssumeRolePolicyDocument: TrustPolicy(p, principalARN, externalID),
+					AssumeRolePolicyDocument: map[string]any{"Version": trust.Version, "Statement": []any{statement}},
 					Policies: []cfnInlinePolicy{{
 						PolicyName:     inlinePolicyName,
 						PolicyDocument: PermissionsPolicy(p, false),

@@ -29,8 +29,13 @@ func TestRoleTemplate(t *testing.T) {
 					Properties struct {
 						RoleName                 map[string]string
 						MaxSessionDuration       int
-						AssumeRolePolicyDocument Policy
-						Policies                 []struct {
+						AssumeRolePolicyDocument struct {
+							Statement []struct {
+								Principal map[string]string
+								Condition map[string]map[string]map[string]string
+							}
+						}
+						Policies []struct {
 							PolicyName     string
 							PolicyDocument json.RawMessage
 						}
@@ -49,8 +54,15 @@ func TestRoleTemplate(t *testing.T) {
 				t.Errorf("role %+v", role)
 			}
 			trust := role.Properties.AssumeRolePolicyDocument.Statement
-			if len(trust) != 1 || trust[0].Condition["StringEquals"]["sts:ExternalId"][0] != "org_abc123" {
+			if len(trust) != 1 || trust[0].Condition["StringEquals"]["sts:ExternalId"]["Ref"] != ExternalIDParameter || trust[0].Principal["AWS"] != principal {
 				t.Errorf("trust policy %+v", trust)
+			}
+			if doc.Parameters[ExternalIDParameter].Default != "org_abc123" {
+				t.Errorf("ExternalId default %q", doc.Parameters[ExternalIDParameter].Default)
+			}
+			generic, err := GenericRoleTemplate(p, principal)
+			if err != nil || strings.Contains(generic, "org_abc123") || !strings.Contains(generic, `"`+ExternalIDParameter+`"`) {
+				t.Errorf("generic template: %v", err)
 			}
 			want, _ := json.Marshal(PermissionsPolicy(p, false))
 			if len(role.Properties.Policies) != 1 {

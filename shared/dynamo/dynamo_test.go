@@ -212,3 +212,30 @@ func TestCreateOrgIsAtomic(t *testing.T) {
 		t.Fatalf("role written anyway: %v", err)
 	}
 }
+
+func TestCache(t *testing.T) {
+	store, _ := newStore(t)
+	now := time.Now()
+	c := NewCache(store, func() time.Time { return now })
+	ctx := context.Background()
+	var out []string
+	if _, ok, err := c.Get(ctx, "acc_1", "eu-west-1#vpcs", &out); ok || err != nil {
+		t.Fatalf("empty cache: %v %v", ok, err)
+	}
+	if err := c.Put(ctx, "acc_1", "eu-west-1#vpcs", []string{"vpc-1"}, 5*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	at, ok, err := c.Get(ctx, "acc_1", "eu-west-1#vpcs", &out)
+	if !ok || err != nil || len(out) != 1 || out[0] != "vpc-1" || at.UnixMilli() != now.UnixMilli() {
+		t.Fatalf("hit: %v %v %v %v", ok, err, out, at)
+	}
+	// Per link.
+	if _, ok, _ := c.Get(ctx, "acc_2", "eu-west-1#vpcs", &out); ok {
+		t.Fatal("another link's entry")
+	}
+	// Expired entries are misses even before TTL deletes them.
+	now = now.Add(6 * time.Minute)
+	if _, ok, _ := c.Get(ctx, "acc_1", "eu-west-1#vpcs", &out); ok {
+		t.Fatal("expired entry served")
+	}
+}

@@ -74,10 +74,17 @@ func start(rie, bootstrap string, env map[string]string) (*Emulator, error) {
 	if err != nil {
 		return nil, err
 	}
+	apiPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	// --log-level info: RIE also reads LOG_LEVEL, which is the function's
-	// variable; its INIT REPORT line is logged at info.
-	cmd := exec.Command(rie, "--log-level", "info", "--runtime-interface-emulator-address", addr, bootstrap)
+	// variable; its INIT REPORT line is logged at info. The Runtime API
+	// RIE serves the bootstrap defaults to 127.0.0.1:9001: a port of its
+	// own lets several emulators run at once.
+	cmd := exec.Command(rie, "--log-level", "info", "--runtime-interface-emulator-address", addr,
+		"--runtime-api-address", net.JoinHostPort("127.0.0.1", strconv.Itoa(apiPort)), bootstrap)
 	cmd.Dir = filepath.Dir(bootstrap)
 	cmd.Env = envList(env)
 	out := &syncBuffer{}

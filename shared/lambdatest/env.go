@@ -36,7 +36,7 @@ type Stack struct {
 // the function's own. Scalars are used as they are; Ref, Fn::Sub and
 // Fn::Join are resolved against s; anything else is an error naming every
 // unresolved variable.
-func (s Stack) Vars(tpl *samtemplate.Template, fn samtemplate.Function) (map[string]string, error) {
+func (s Stack) Vars(tpl *samtemplate.Template, fn samtemplate.Function, given ...map[string]string) (map[string]string, error) {
 	declared := map[string]any{}
 	for k, v := range tpl.GlobalEnv() {
 		declared[k] = v
@@ -47,6 +47,10 @@ func (s Stack) Vars(tpl *samtemplate.Template, fn samtemplate.Function) (map[str
 	out := make(map[string]string, len(declared))
 	var unresolved []string
 	for name, v := range declared {
+		if isGiven(name, given) {
+			// Set from outside (env.json's role): no need to resolve it.
+			continue
+		}
 		val, err := s.resolve(v)
 		if err != nil {
 			raw, _ := json.Marshal(v)
@@ -60,6 +64,15 @@ func (s Stack) Vars(tpl *samtemplate.Template, fn samtemplate.Function) (map[str
 		return nil, fmt.Errorf("%s: unresolved environment variables: %s", fn.LogicalID, strings.Join(unresolved, "; "))
 	}
 	return out, nil
+}
+
+func isGiven(name string, given []map[string]string) bool {
+	for _, g := range given {
+		if _, ok := g[name]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 var subVar = regexp.MustCompile(`\$\{([^}]+)\}`)
@@ -233,7 +246,7 @@ func Deploy(tb testing.TB, tpl *samtemplate.Template) *Deployment {
 // and the template's variables, overrides applied.
 func (d *Deployment) Env(tb testing.TB, fn samtemplate.Function) map[string]string {
 	tb.Helper()
-	vars, err := d.Vars(d.tpl, fn)
+	vars, err := d.Vars(d.tpl, fn, d.Overrides["Parameters"], d.Overrides[fn.LogicalID])
 	if err != nil {
 		tb.Fatal(err)
 	}

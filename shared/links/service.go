@@ -79,6 +79,9 @@ type Config struct {
 	SecretPrefix string
 	// RecoveryDays is how long a deleted link's secret can be restored (7–30).
 	RecoveryDays int
+	// Partition is the one this deployment runs in: credentials only work
+	// inside their own partition, so links elsewhere cannot be checked or used.
+	Partition string
 }
 
 // Service holds the linking use-cases.
@@ -157,6 +160,9 @@ func (s *Service) Create(ctx context.Context, caller tenancy.Caller, orgID, requ
 	if provider != ProviderAWS {
 		return Link{}, fault.Unprocessablef("provider_not_supported", "linking %s accounts is not available yet; only aws can be linked", provider)
 	}
+	if err := s.checkPartition(creds.partition); err != nil {
+		return Link{}, err
+	}
 	// Cheap refusals before asking AWS; the write enforces them for real.
 	nameTaken, credTaken, err := s.store.Taken(ctx, orgID, *in.Name, creds.key)
 	if err != nil {
@@ -194,9 +200,17 @@ func (s *Service) Create(ctx context.Context, caller tenancy.Caller, orgID, requ
 	return l, nil
 }
 
+func (s *Service) checkPartition(p partition.Partition) error {
+	if s.cfg.Partition != "" && p.ID != "" && p.ID != s.cfg.Partition {
+		return fault.Unprocessablef("partition_not_supported", "this dFlow installation runs in partition %s and cannot use credentials of %s", s.cfg.Partition, p.ID)
+	}
+	return nil
+}
+
 // check asks AWS about the credentials and fills in what it answers.
 func (s *Service) check(ctx context.Context, l *Link, secret Secret, requestID string) error {
 	now := s.now()
+	l.Warnings = removeWarning(l.Warnings, warnNoExternalID)
 	switch secret.Type {
 	case TypeAccessKey:
 		id, err := s.verify.CheckAccessKey(ctx, l.DefaultRegion, secret.AccessKeyID, secret.SecretAccessKey)
@@ -216,7 +230,6 @@ func (s *Service) check(ctx context.Context, l *Link, secret Secret, requestID s
 		}
 		l.Credentials = CredentialsInfo{Type: TypeAssumeRole, RoleARN: secret.RoleARN, ConfusedDeputyProtected: &required}
 		l.AWSAccountID, l.PrincipalARN = id.AccountID, id.ARN
-		l.Warnings = removeWarning(l.Warnings, warnNoExternalID)
 		if !required {
 			l.Warnings = append(l.Warnings, Warning{Code: warnNoExternalID, Message: "the role can be assumed without the external ID: add the sts:ExternalId condition from the setup trust policy, or another AWS customer of dFlow could be tricked into using it (confused deputy)"})
 		}
@@ -312,6 +325,9 @@ func (s *Service) Update(ctx context.Context, orgID, id string, in PatchInput, i
 		return Link{}, err
 	}
 	var p problems
+	if in.Name == nil && in.Environments == nil && in.DefaultRegion == nil && in.Rotation == nil {
+		p.add("body", "names nothing to change")
+	}
 	if in.Name != nil {
 		checkName(&p, *in.Name)
 	}
@@ -366,6 +382,9 @@ func (s *Service) ReplaceCredentials(ctx context.Context, orgID, id, requestID s
 	var p problems
 	creds := checkCredentials(&p, &in, prev.DefaultRegion)
 	if err := p.err(); err != nil {
+		return Link{}, err
+	}
+	if err := s.checkPartition(creds.partition); err != nil {
 		return Link{}, err
 	}
 	if err := checkVersion(ifMatch, prev.Version); err != nil {
@@ -496,4 +515,18 @@ func (s *Service) restore(ctx context.Context, name string) {
 		}
 	}
 	s.log.ErrorContext(ctx, "secret restore failed after unlink rollback", "secretName", name, "error", err.Error())
+}
+
+// Resolve returns a link with what acting as it needs (for the functions
+// that call AWS through it).
+func (s *Service) Resolve(ctx context.Context, orgID, id string) (Link, Record, error) {
+	return s.store.GetLink(ctx, orgID, id)
+}
+
+// MarkUnhealthy records that AWS rejected a link's credentials while it was
+// being used.
+func (s *Service) MarkUnhealthy(ctx context.Context, l Link, code, message string) error {
+	l.Status = Unhealthy
+	l.LastError = &LinkError{Code: code, Message: message, At: s.now()}
+	return s.store.SetHealth(ctx, l)
 }

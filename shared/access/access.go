@@ -1,0 +1,191 @@
+// Package access acts as a linked account: it turns a link into AWS
+// credentials (the access key in the vault, or a session of the customer's
+// role assumed with the organisation's external id) and into SDK clients.
+// Both are cached per link inside a warm function and refreshed before they
+// expire, so a request reuses them rather than building its own.
+package access
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/dflow-sh/cloud-accounts/shared/awsauth"
+	"github.com/dflow-sh/cloud-accounts/shared/fault"
+	"github.com/dflow-sh/cloud-accounts/shared/links"
+)
+
+// Vault reads a link's secret.
+type Vault interface {
+	Current(ctx context.Context, name string) ([]byte, string, error)
+}
+
+// Assumer assumes a customer's role.
+type Assumer interface {
+	AssumeRole(ctx context.Context, roleARN, externalID, sessionName string, d time.Duration, opts ...awsauth.CallOption) (awsauth.SessionCredentials, error)
+}
+
+// ExternalIDs returns an organisation's external id.
+type ExternalIDs interface {
+	ExternalID(ctx context.Context, orgID string) (string, error)
+}
+
+const (
+	// keyRefresh: access keys are re-read from the vault this often, so a
+	// rotated or replaced key is picked up without a cold start.
+	keyRefresh = 5 * time.Minute
+	// sessionLength of assumed-role sessions; refreshed expiryWindow early.
+	sessionLength = time.Hour
+	expiryWindow  = 5 * time.Minute
+	// maxEntries bounds the cache of a long-lived warm function.
+	maxEntries = 512
+)
+
+// Broker hands out credentials and clients per link.
+type Broker struct {
+	base    aws.Config
+	vault   Vault
+	assumer Assumer
+	ids     ExternalIDs
+	now     func() time.Time
+
+	mu      sync.Mutex
+	entries map[string]*entry
+}
+
+type entry struct {
+	creds   *aws.CredentialsCache
+	ec2     map[string]*ec2.Client
+	ssm     map[string]*ssm.Client
+	created time.Time
+}
+
+// New returns a broker whose clients start from base (endpoint, retryer,
+// middleware) with the link's credentials and the asked region.
+func New(base aws.Config, vault Vault, assumer Assumer, ids ExternalIDs) *Broker {
+	return &Broker{base: base, vault: vault, assumer: assumer, ids: ids, now: time.Now, entries: map[string]*entry{}}
+}
+
+// key identifies a link's credentials: replacing them makes a new entry.
+func key(rec links.Record, l links.Link) string { return l.ID + "/" + rec.CredKey }
+
+func (b *Broker) entry(l links.Link, rec links.Record, requestID string) *entry {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	k := key(rec, l)
+	if e, ok := b.entries[k]; ok {
+		return e
+	}
+	if len(b.entries) >= maxEntries {
+		b.entries = map[string]*entry{}
+	}
+	e := &entry{ec2: map[string]*ec2.Client{}, ssm: map[string]*ssm.Client{}, created: b.now()}
+	e.creds = aws.NewCredentialsCache(b.provider(l, rec, requestID), func(o *aws.CredentialsCacheOptions) {
+		o.ExpiryWindow = expiryWindow
+	})
+	b.entries[k] = e
+	return e
+}
+
+// provider resolves a link's credentials afresh each time the cache asks.
+func (b *Broker) provider(l links.Link, rec links.Record, requestID string) aws.CredentialsProvider {
+	return aws.CredentialsProviderFunc(func(ctx context.Context) (aws.Credentials, error) {
+		switch l.Credentials.Type {
+		case links.TypeAccessKey:
+			raw, _, err := b.vault.Current(ctx, rec.SecretName)
+			if err != nil {
+				return aws.Credentials{}, fmt.Errorf("read credentials of %s: %w", l.ID, err)
+			}
+			s, err := links.ParseSecret(raw)
+			if err != nil {
+				return aws.Credentials{}, err
+			}
+			return aws.Credentials{
+				AccessKeyID: s.AccessKeyID, SecretAccessKey: s.SecretAccessKey, Source: "dflow-link",
+				CanExpire: true, Expires: b.now().Add(keyRefresh + expiryWindow),
+			}, nil
+		case links.TypeAssumeRole:
+			ext, err := b.ids.ExternalID(ctx, l.OrgID)
+			if err != nil {
+				return aws.Credentials{}, err
+			}
+			sess, err := b.assumer.AssumeRole(ctx, l.Credentials.RoleARN, ext, awsauth.SessionName("dflow", requestID), sessionLength, awsauth.InRegion(l.DefaultRegion))
+			if err != nil {
+				return aws.Credentials{}, err
+			}
+			return aws.Credentials{
+				AccessKeyID: sess.AccessKeyID, SecretAccessKey: sess.SecretAccessKey, SessionToken: sess.SessionToken,
+				Source: "dflow-link", CanExpire: true, Expires: sess.Expires,
+			}, nil
+		}
+		return aws.Credentials{}, fmt.Errorf("link %s: unknown credential type %q", l.ID, l.Credentials.Type)
+	})
+}
+
+// Credentials returns the link's credentials, from the cache while valid.
+// Errors are the vault's or STS's domain faults (e.g. credentials_invalid).
+func (b *Broker) Credentials(ctx context.Context, l links.Link, rec links.Record, requestID string) (aws.Credentials, error) {
+	e := b.entry(l, rec, requestID)
+	c, err := e.creds.Retrieve(ctx)
+	if err != nil {
+		if _, ok := fault.As(err); ok {
+			return aws.Credentials{}, err
+		}
+		return aws.Credentials{}, fmt.Errorf("credentials of link %s: %w", l.ID, err)
+	}
+	return c, nil
+}
+
+func (b *Broker) config(e *entry, region string) aws.Config {
+	cfg := b.base.Copy()
+	cfg.Region = region
+	cfg.Credentials = e.creds
+	return cfg
+}
+
+// EC2 returns the link's EC2 client for region. Credentials are checked
+// first, so a rejected link fails here with a clean fault rather than
+// inside an SDK call.
+func (b *Broker) EC2(ctx context.Context, l links.Link, rec links.Record, region, requestID string) (*ec2.Client, error) {
+	if _, err := b.Credentials(ctx, l, rec, requestID); err != nil {
+		return nil, err
+	}
+	e := b.entry(l, rec, requestID)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c, ok := e.ec2[region]
+	if !ok {
+		c = ec2.NewFromConfig(b.config(e, region))
+		e.ec2[region] = c
+	}
+	return c, nil
+}
+
+// SSM returns the link's SSM client for region.
+func (b *Broker) SSM(ctx context.Context, l links.Link, rec links.Record, region, requestID string) (*ssm.Client, error) {
+	if _, err := b.Credentials(ctx, l, rec, requestID); err != nil {
+		return nil, err
+	}
+	e := b.entry(l, rec, requestID)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c, ok := e.ssm[region]
+	if !ok {
+		c = ssm.NewFromConfig(b.config(e, region))
+		e.ssm[region] = c
+	}
+	return c, nil
+}
+
+// Forget drops a link's cached credentials and clients (after AWS rejected
+// them, so the next request starts afresh).
+func (b *Broker) Forget(l links.Link, rec links.Record) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.entries, key(rec, l))
+}
