@@ -2,13 +2,9 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
-	"os"
 
-	"github.com/aws/aws-lambda-go/lambda"
-
+	"github.com/dflow-sh/cloud-accounts/shared/api"
 	"github.com/dflow-sh/cloud-accounts/shared/awsauth"
 	"github.com/dflow-sh/cloud-accounts/shared/links"
 	"github.com/dflow-sh/cloud-accounts/shared/partition"
@@ -17,23 +13,13 @@ import (
 )
 
 func main() {
-	ctx := context.Background()
-	p, err := platform.Load(ctx)
-	if err != nil {
-		slog.Error("init", "error", err.Error())
-		os.Exit(1)
-	}
-	h, err := newHandlers(p)
-	if err != nil {
-		p.Logger.Error("init", "error", err.Error())
-		os.Exit(1)
-	}
-	srv, err := p.Server(h.routes())
-	if err != nil {
-		p.Logger.Error("init", "error", err.Error())
-		os.Exit(1)
-	}
-	lambda.Start(srv.Handle)
+	platform.Serve(func(p *platform.Platform) ([]api.Route, error) {
+		h, err := newHandlers(p)
+		if err != nil {
+			return nil, err
+		}
+		return h.routes(), nil
+	})
 }
 
 // newHandlers builds the clients once, at cold start.
@@ -61,7 +47,7 @@ func newHandlers(p *platform.Platform, opts ...vault.Option) (*handlers, error) 
 	if !ok {
 		return nil, fmt.Errorf("AWS_REGION %q is not a region of a known partition", p.AWS.Region)
 	}
-	svc := links.NewService(p.Store, v, verifier{checker}, links.Config{
+	svc := links.NewService(p.Store, v, awsauth.LinkVerifier{Checker: checker}, links.Config{
 		SecretPrefix: p.Config.SecretPrefix, RecoveryDays: p.Config.RecoveryDays, Partition: home.ID,
 	}, p.Logger, p.Now)
 	if _, ok := principals[home.ID]; !ok {
@@ -71,17 +57,4 @@ func newHandlers(p *platform.Platform, opts ...vault.Option) (*handlers, error) 
 		links: svc, tenancy: p.Tenancy,
 		setup: setupConfig{principal: principals[home.ID], partition: home, templateURL: p.Config.SetupTemplateURL},
 	}, nil
-}
-
-// verifier adapts the STS checker to what the linking use-cases ask.
-type verifier struct{ c *awsauth.Checker }
-
-func (v verifier) CheckAccessKey(ctx context.Context, region, id, secret string) (links.Identity, error) {
-	who, err := v.c.CheckAccessKey(ctx, awsauth.AccessKey{ID: id, Secret: secret}, awsauth.InRegion(region))
-	return links.Identity{AccountID: who.AccountID, ARN: who.ARN}, err
-}
-
-func (v verifier) CheckRole(ctx context.Context, region, roleARN, externalID, requestID string) (links.Identity, bool, error) {
-	rc, err := v.c.CheckRole(ctx, roleARN, externalID, awsauth.SessionName("dflow", requestID), awsauth.InRegion(region))
-	return links.Identity{AccountID: rc.Identity.AccountID, ARN: rc.Identity.ARN}, rc.ExternalIDRequired, err
 }

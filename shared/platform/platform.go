@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -67,4 +68,27 @@ func (p *Platform) Server(routes []api.Route) (*api.Server, error) {
 		Logger:      p.Logger,
 		Now:         p.Now,
 	}, routes)
+}
+
+// Serve is a function's main: it builds the platform once, asks build for
+// the function's routes, and serves API Gateway events until the runtime
+// stops it. A failure at cold start is logged and exits, so Lambda reports
+// an init error instead of serving half-built.
+func Serve(build func(*Platform) ([]api.Route, error)) {
+	ctx := context.Background()
+	p, err := Load(ctx)
+	if err != nil {
+		slog.Error("init", "error", err.Error())
+		os.Exit(1)
+	}
+	routes, err := build(p)
+	if err == nil {
+		var srv *api.Server
+		if srv, err = p.Server(routes); err == nil {
+			lambda.Start(srv.Handle)
+			return
+		}
+	}
+	p.Logger.Error("init", "error", err.Error())
+	os.Exit(1)
 }
