@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/dflow-sh/cloud-accounts/shared/awsauth"
@@ -62,6 +63,7 @@ type entry struct {
 	creds   *aws.CredentialsCache
 	ec2     map[string]*ec2.Client
 	ssm     map[string]*ssm.Client
+	iam     *iam.Client
 	created time.Time
 }
 
@@ -180,6 +182,21 @@ func (b *Broker) SSM(ctx context.Context, l links.Link, rec links.Record, region
 		e.ssm[region] = c
 	}
 	return c, nil
+}
+
+// IAM returns the link's IAM client. IAM is global: it is reached through
+// the partition's default region, which is the link's region's partition.
+func (b *Broker) IAM(ctx context.Context, l links.Link, rec links.Record, requestID string) (*iam.Client, error) {
+	if _, err := b.Credentials(ctx, l, rec, requestID); err != nil {
+		return nil, err
+	}
+	e := b.entry(l, rec, requestID)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if e.iam == nil {
+		e.iam = iam.NewFromConfig(b.config(e, l.DefaultRegion))
+	}
+	return e.iam, nil
 }
 
 // Forget drops a link's cached credentials and clients (after AWS rejected

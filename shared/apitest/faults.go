@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 // Faults injects errors into AWS calls by service and operation, through
@@ -148,3 +149,17 @@ type Occurrence struct {
 }
 
 func (o Occurrence) String() string { return fmt.Sprintf("%s#%d", o.Call, o.Nth) }
+
+// MotoAccount makes a client's requests act in a moto account (moto's
+// x-moto-account-id header), as the customer's own tools would.
+func MotoAccount(account string) func(*middleware.Stack) error {
+	return func(stack *middleware.Stack) error {
+		return stack.Build.Add(middleware.BuildMiddlewareFunc("motoAccount",
+			func(ctx context.Context, in middleware.BuildInput, next middleware.BuildHandler) (middleware.BuildOutput, middleware.Metadata, error) {
+				if req, ok := in.Request.(*smithyhttp.Request); ok {
+					req.Header.Set("x-moto-account-id", account)
+				}
+				return next.HandleBuild(ctx, in)
+			}), middleware.After)
+	}
+}

@@ -46,7 +46,7 @@ func (c *Cache) Get(ctx context.Context, linkID, key string, out any) (time.Time
 	}
 	var it struct {
 		Data      string `json:"data"`
-		CachedAt  int64  `json:"cachedAtMs"`
+		CachedAt  int64  `json:"cachedAtNs"`
 		ExpiresAt int64  `json:"expiresAt"`
 	}
 	if err := unmarshal(res.Item, &it); err != nil {
@@ -59,7 +59,7 @@ func (c *Cache) Get(ctx context.Context, linkID, key string, out any) (time.Time
 		// A shape from an older version: treat as a miss.
 		return time.Time{}, false, nil
 	}
-	return time.UnixMilli(it.CachedAt).UTC(), true, nil
+	return time.Unix(0, it.CachedAt).UTC(), true, nil
 }
 
 // Put stores v for ttl.
@@ -77,7 +77,7 @@ func (c *Cache) Put(ctx context.Context, linkID, key string, v any, ttl time.Dur
 		Item: map[string]types.AttributeValue{
 			attrPK: str(cachePK(linkID)), attrSK: str(key), "type": str("cache"),
 			"data":       str(string(b)),
-			"cachedAtMs": &types.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
+			"cachedAtNs": &types.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixNano(), 10)},
 			attrExpires:  num(now.Add(ttl).Unix()),
 		},
 	})

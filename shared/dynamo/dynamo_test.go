@@ -226,7 +226,7 @@ func TestCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	at, ok, err := c.Get(ctx, "acc_1", "eu-west-1#vpcs", &out)
-	if !ok || err != nil || len(out) != 1 || out[0] != "vpc-1" || at.UnixMilli() != now.UnixMilli() {
+	if !ok || err != nil || len(out) != 1 || out[0] != "vpc-1" || !at.Equal(now) {
 		t.Fatalf("hit: %v %v %v %v", ok, err, out, at)
 	}
 	// Per link.
