@@ -51,6 +51,10 @@ var expectations = map[string]expectation{
 	"accounts/link-role-not-member.json":      {status: http.StatusNotFound, code: "not_found"},
 	"accounts/get-account-no-token.json":      {status: http.StatusUnauthorized, code: "unauthenticated"},
 	"accounts/list-providers-not-member.json": {status: http.StatusNotFound, code: "not_found"},
+
+	"discovery/list-regions-not-member.json":      {status: http.StatusNotFound, code: "not_found"},
+	"discovery/get-vpcs-no-token.json":            {status: http.StatusUnauthorized, code: "unauthenticated"},
+	"discovery/check-permissions-not-member.json": {status: http.StatusNotFound, code: "not_found"},
 }
 
 // TestPackaging builds each function, runs it under RIE with its template

@@ -279,3 +279,20 @@ func TestImagesAndFilters(t *testing.T) {
 	call("os", "ubuntu", "arch", "sparc").Expect(http.StatusBadRequest)
 	f.api.As(viewer).Route("GET "+base+"/regions/{region}/instance-types", "orgId", f.orgID, "accountId", acc, "region", "us-east-1").Query("minVcpus", "many").Do().Expect(http.StatusBadRequest)
 }
+
+// A role that can no longer be assumed fails the whole inventory with 422
+// and marks the link unhealthy, instead of an error per region.
+func TestBrokenRoleFailsTheInventory(t *testing.T) {
+	f := newFixture(t)
+	acc := f.linkRole("111122223333", "eu-west-1")
+	f.faults.Reset()
+	f.faults.FailNth("STS.AssumeRole", 1, &smithyAPIError{"AccessDenied"})
+	r := f.api.As(viewer).Route("GET "+base+"/inventory", "orgId", f.orgID, "accountId", acc).Query("regions", "eu-west-1,us-east-1").Do().Expect(http.StatusUnprocessableEntity)
+	if r.Map()["code"] != "provider_auth_failed" {
+		t.Fatal(r)
+	}
+	l, err := f.linker.Get(context.Background(), f.orgID, acc)
+	if err != nil || l.Status != "unhealthy" {
+		t.Fatalf("link = %+v %v", l, err)
+	}
+}
