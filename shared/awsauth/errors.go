@@ -1,12 +1,10 @@
 package awsauth
 
 import (
-	"context"
 	"errors"
-	"net"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/dflow-sh/cloud-accounts/shared/awserr"
+
 	"github.com/aws/smithy-go"
 
 	"github.com/dflow-sh/cloud-accounts/shared/fault"
@@ -25,10 +23,6 @@ const (
 
 // retryAfter is the Retry-After, in seconds, of provider_unavailable.
 const retryAfter = 2
-
-// transient decides like the SDK's standard retryer: throttling, 5xx,
-// connection errors and timeouts. The SDK has already retried them.
-var transient = retry.IsErrorRetryables(retry.DefaultRetryables)
 
 // Codes with which AWS rejects the credentials that signed a request, and
 // what to tell the customer: %[1]s is " <masked key id>" or empty, %[2]s the
@@ -72,7 +66,7 @@ func classify(err error, by signer, region, maskedKey string) error {
 			key = " " + maskedKey
 		}
 		e = fault.Unprocessablef("credentials_invalid", rejectedCredentials[code], key, region)
-	case isTransient(err):
+	case awserr.IsTransient(err):
 		e = fault.Unavailablef(retryAfter, "provider_unavailable", "AWS STS in region %s did not answer; try again shortly", region)
 	case code != "" && by == signedByDFlow && rejectedCredentials[code] != "":
 		// dFlow's own credentials were rejected: an operator must fix them.
@@ -95,29 +89,4 @@ func isAccessDeniedCode(code string) bool {
 func isAccessDenied(err error) bool {
 	var ae smithy.APIError
 	return errors.As(err, &ae) && isAccessDeniedCode(ae.ErrorCode())
-}
-
-func isTransient(err error) bool {
-	if errors.Is(err, context.Canceled) {
-		return false
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return true
-	}
-	var ae smithy.APIError
-	if errors.As(err, &ae) && ae.ErrorFault() == smithy.FaultServer {
-		return true
-	}
-	// Connection and DNS failures, even those the SDK does not retry (a
-	// host not found): the endpoint can't be reached.
-	var dnsErr *net.DNSError
-	var opErr *net.OpError
-	if errors.As(err, &dnsErr) || errors.As(err, &opErr) {
-		return true
-	}
-	var timeout interface{ Timeout() bool }
-	if errors.As(err, &timeout) && timeout.Timeout() {
-		return true
-	}
-	return transient.IsErrorRetryable(err) == aws.TrueTernary
 }

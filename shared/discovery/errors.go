@@ -4,10 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/dflow-sh/cloud-accounts/shared/awserr"
+
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/smithy-go"
 
@@ -61,20 +60,6 @@ var deniedCodes = map[string]bool{
 	"AccessDeniedException": true,
 }
 
-var (
-	throttles  = retry.IsErrorThrottles(retry.DefaultThrottles)
-	retryables = retry.IsErrorRetryables(retry.DefaultRetryables)
-)
-
-// awsCode is the AWS error code in err's chain, or "".
-func awsCode(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode()
-	}
-	return ""
-}
-
 // awsMessage is the AWS error message in err's chain, or err's text.
 func awsMessage(err error) string {
 	var ae smithy.APIError
@@ -115,12 +100,12 @@ func classify(err error, action, region string) error {
 	if region != "" {
 		where = " in region " + region
 	}
-	code := awsCode(err)
+	code := awserr.Code(err)
 	var signing *v4.SigningError
 	var e *fault.Error
 	switch {
 	case errors.As(err, &signing):
-		if isThrottle(err) || isTransient(err) {
+		if awserr.IsThrottle(err) || awserr.IsTransient(err) {
 			e = fault.Unavailablef(retryAfterUnavailable, CodeUnavailable, "the linked account's credentials could not be obtained from AWS just now; try again shortly")
 		} else {
 			e = fault.Unprocessablef(CodeAuthFailed, "the linked account's credentials could not be obtained: check the link (role trust policy and external id, or access key)")
@@ -131,9 +116,9 @@ func classify(err error, action, region string) error {
 		e = fault.Unprocessablef(CodeRegionNotEnabled, "AWS says the account is not subscribed to EC2%s: enable the region in the account (or finish activating the account) and try again", where)
 	case deniedCodes[code]:
 		e = fault.Unprocessablef(CodePermissionDenied, "the linked account does not allow dFlow to call %s%s: add it to the role or user policy", action, where).With("action", action)
-	case isThrottle(err):
+	case awserr.IsThrottle(err):
 		e = fault.Unavailablef(retryAfterThrottled, CodeThrottled, "AWS is throttling the linked account's %s calls%s; try again shortly", action, where)
-	case isTransient(err):
+	case awserr.IsTransient(err):
 		e = fault.Unavailablef(retryAfterUnavailable, CodeUnavailable, "AWS did not answer %s%s; try again shortly", action, where)
 	default:
 		e = &fault.Error{Kind: fault.Internal, Code: CodeProviderError, Detail: fmt.Sprintf("AWS refused %s%s", action, where)}
@@ -148,33 +133,6 @@ func classify(err error, action, region string) error {
 	}
 	e.Err = fmt.Errorf("%s%s: %w", action, where, err)
 	return e
-}
-
-func isThrottle(err error) bool {
-	return throttles.IsErrorThrottle(err) == aws.TrueTernary
-}
-
-// isTransient decides like the SDK's standard retryer (5xx, connection
-// errors, timeouts), plus DNS failures it does not retry. The SDK has
-// already retried what it could.
-func isTransient(err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return true
-	}
-	var ae smithy.APIError
-	if errors.As(err, &ae) && ae.ErrorFault() == smithy.FaultServer {
-		return true
-	}
-	var dnsErr *net.DNSError
-	var opErr *net.OpError
-	if errors.As(err, &dnsErr) || errors.As(err, &opErr) {
-		return true
-	}
-	var timeout interface{ Timeout() bool }
-	if errors.As(err, &timeout) && timeout.Timeout() {
-		return true
-	}
-	return retryables.IsErrorRetryable(err) == aws.TrueTernary
 }
 
 // clientError wraps the failure of Clients to produce a client: its faults

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dflow-sh/cloud-accounts/shared/awserr"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -355,7 +357,7 @@ func (s *Service) findFixtures(ctx context.Context, t Target, c Clients, rc *reg
 // authorised it. A success (an endpoint that ignores DryRun, as moto does
 // for some reads) means it was authorised too.
 func dryRun(err error, action, region string) outcome {
-	if err == nil || awsCode(err) == codeDryRunOperation {
+	if err == nil || awserr.Code(err) == codeDryRunOperation {
 		return outcome{status: StatusAllowed}
 	}
 	return refused(err, action, region)
@@ -370,7 +372,7 @@ func realCall(err error, action, region string) outcome {
 }
 
 func refused(err error, action, region string) outcome {
-	code := awsCode(err)
+	code := awserr.Code(err)
 	if deniedCodes[code] {
 		return outcome{status: StatusDenied, code: code, message: "AWS refused " + action}
 	}
@@ -408,7 +410,7 @@ func createTagsOutcome(run outcome) outcome {
 
 func noManaged(kind string, lookup error) outcome {
 	if lookup != nil {
-		return outcome{status: StatusUnchecked, code: codeLookupFailed, message: "could not look for a dFlow-managed " + kind + ": " + clip(awsCode(lookup)+" "+awsMessage(lookup))}
+		return outcome{status: StatusUnchecked, code: codeLookupFailed, message: "could not look for a dFlow-managed " + kind + ": " + clip(awserr.Code(lookup)+" "+awsMessage(lookup))}
 	}
 	return outcome{status: StatusUnchecked, code: codeNoManagedResource,
 		message: "no " + kind + " tagged " + awsperms.ManagedTagKey + "=" + awsperms.ManagedTagValue + " in this region to check against: the policy grants this action on dFlow's own " + kind + "s only"}

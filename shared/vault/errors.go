@@ -1,12 +1,10 @@
 package vault
 
 import (
-	"context"
 	"errors"
-	"net"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/dflow-sh/cloud-accounts/shared/awserr"
+
 	"github.com/aws/smithy-go"
 
 	"github.com/dflow-sh/cloud-accounts/shared/fault"
@@ -25,10 +23,6 @@ const (
 
 // retryAfter is the Retry-After, in seconds, of secrets_unavailable.
 const retryAfter = 1
-
-// transient decides like the SDK's standard retryer: throttling, 5xx,
-// connection errors and timeouts. The SDK has already retried them.
-var transient = retry.IsErrorRetryables(retry.DefaultRetryables)
 
 // translate turns an SDK error into a domain error wrapping it. Secrets
 // Manager errors never quote secret values, so the cause is kept for logs.
@@ -51,32 +45,11 @@ func translate(err error, o op) error {
 	case code == "AccessDeniedException" || code == "AccessDenied":
 		// Our own IAM policy is wrong: an operator must fix it, a client can't.
 		e = &fault.Error{Kind: fault.Internal, Code: "secrets_access_denied", Detail: "the service may not use this secret"}
-	case code == "InternalServiceError" || isTransient(err):
+	case code == "InternalServiceError" || awserr.IsTransient(err):
 		e = fault.Unavailablef(retryAfter, "secrets_unavailable", "the secret store is unavailable; try again")
 	default:
 		e = &fault.Error{Kind: fault.Internal, Code: "secrets_error", Detail: "the secret store refused the request"}
 	}
 	e.Err = err
 	return e
-}
-
-func isTransient(err error) bool {
-	if errors.Is(err, context.Canceled) {
-		return false
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return true
-	}
-	// Connection and DNS failures, even those the SDK does not retry (a
-	// host not found): the endpoint can't be reached.
-	var dnsErr *net.DNSError
-	var opErr *net.OpError
-	if errors.As(err, &dnsErr) || errors.As(err, &opErr) {
-		return true
-	}
-	var timeout interface{ Timeout() bool }
-	if errors.As(err, &timeout) && timeout.Timeout() {
-		return true
-	}
-	return transient.IsErrorRetryable(err) == aws.TrueTernary
 }
