@@ -29,7 +29,8 @@ type handlers struct {
 	setup   setupConfig
 }
 
-func (h *handlers) routes() []api.Route {
+// Routes is the function's route table.
+func (h *handlers) Routes() []api.Route {
 	read := api.Allow(tenancy.CloudProviderAccounts, tenancy.Read)
 	return []api.Route{
 		{Key: "GET /v1/orgs/{orgId}/providers", Permission: read, Handler: h.providers},

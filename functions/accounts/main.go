@@ -4,7 +4,6 @@ package main
 import (
 	"fmt"
 
-	"github.com/dflow-sh/cloud-accounts/shared/api"
 	"github.com/dflow-sh/cloud-accounts/shared/awsauth"
 	"github.com/dflow-sh/cloud-accounts/shared/links"
 	"github.com/dflow-sh/cloud-accounts/shared/partition"
@@ -13,13 +12,7 @@ import (
 )
 
 func main() {
-	platform.Serve(func(p *platform.Platform) ([]api.Route, error) {
-		h, err := newHandlers(p)
-		if err != nil {
-			return nil, err
-		}
-		return h.routes(), nil
-	})
+	platform.Serve(func(p *platform.Platform) (platform.Router, error) { return newHandlers(p) })
 }
 
 // newHandlers builds the clients once, at cold start.

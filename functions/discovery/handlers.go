@@ -22,7 +22,8 @@ type handlers struct {
 
 const base = "/v1/orgs/{orgId}/accounts/{accountId}"
 
-func (h *handlers) routes() []api.Route {
+// Routes is the function's route table.
+func (h *handlers) Routes() []api.Route {
 	read := api.Allow(tenancy.CloudProviderAccounts, tenancy.Read)
 	r := func(key string, fn func(context.Context, *api.Request, *linked) (any, error)) api.Route {
 		return api.Route{Key: key, Permission: read, Handler: h.through(fn)}

@@ -3,7 +3,6 @@ package main
 
 import (
 	"github.com/dflow-sh/cloud-accounts/shared/access"
-	"github.com/dflow-sh/cloud-accounts/shared/api"
 	"github.com/dflow-sh/cloud-accounts/shared/awsauth"
 	"github.com/dflow-sh/cloud-accounts/shared/discovery"
 	"github.com/dflow-sh/cloud-accounts/shared/dynamo"
@@ -13,13 +12,7 @@ import (
 )
 
 func main() {
-	platform.Serve(func(p *platform.Platform) ([]api.Route, error) {
-		h, err := newHandlers(p)
-		if err != nil {
-			return nil, err
-		}
-		return h.routes(), nil
-	})
+	platform.Serve(func(p *platform.Platform) (platform.Router, error) { return newHandlers(p) })
 }
 
 // newHandlers builds the clients and caches once, at cold start.

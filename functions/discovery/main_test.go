@@ -50,7 +50,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := p.Server(h.routes())
+	srv, err := p.Server(h.Routes())
 	if err != nil {
 		t.Fatal(err)
 	}

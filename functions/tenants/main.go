@@ -2,10 +2,9 @@
 package main
 
 import (
-	"github.com/dflow-sh/cloud-accounts/shared/api"
 	"github.com/dflow-sh/cloud-accounts/shared/platform"
 )
 
 func main() {
-	platform.Serve(func(p *platform.Platform) ([]api.Route, error) { return routes(p), nil })
+	platform.Serve(func(p *platform.Platform) (platform.Router, error) { return platform.RouteList(routes(p)), nil })
 }

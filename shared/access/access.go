@@ -63,7 +63,7 @@ type entry struct {
 	creds   *aws.CredentialsCache
 	ec2     map[string]*ec2.Client
 	ssm     map[string]*ssm.Client
-	iam     *iam.Client
+	iam     map[string]*iam.Client
 	created time.Time
 }
 
@@ -86,7 +86,7 @@ func (b *Broker) entry(l links.Link, rec links.Record, requestID string) *entry 
 	if len(b.entries) >= maxEntries {
 		b.entries = map[string]*entry{}
 	}
-	e := &entry{ec2: map[string]*ec2.Client{}, ssm: map[string]*ssm.Client{}, created: b.now()}
+	e := &entry{ec2: map[string]*ec2.Client{}, ssm: map[string]*ssm.Client{}, iam: map[string]*iam.Client{}, created: b.now()}
 	e.creds = aws.NewCredentialsCache(b.provider(l, rec, requestID), func(o *aws.CredentialsCacheOptions) {
 		o.ExpiryWindow = expiryWindow
 	})
@@ -154,49 +154,40 @@ func (b *Broker) config(e *entry, region string) aws.Config {
 // first, so a rejected link fails here with a clean fault rather than
 // inside an SDK call.
 func (b *Broker) EC2(ctx context.Context, l links.Link, rec links.Record, region, requestID string) (*ec2.Client, error) {
-	if _, err := b.Credentials(ctx, l, rec, requestID); err != nil {
-		return nil, err
-	}
-	e := b.entry(l, rec, requestID)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	c, ok := e.ec2[region]
-	if !ok {
-		c = ec2.NewFromConfig(b.config(e, region))
-		e.ec2[region] = c
-	}
-	return c, nil
+	return client(ctx, b, l, rec, requestID, func(e *entry) map[string]*ec2.Client { return e.ec2 }, region,
+		func(cfg aws.Config) *ec2.Client { return ec2.NewFromConfig(cfg) })
 }
 
 // SSM returns the link's SSM client for region.
 func (b *Broker) SSM(ctx context.Context, l links.Link, rec links.Record, region, requestID string) (*ssm.Client, error) {
+	return client(ctx, b, l, rec, requestID, func(e *entry) map[string]*ssm.Client { return e.ssm }, region,
+		func(cfg aws.Config) *ssm.Client { return ssm.NewFromConfig(cfg) })
+}
+
+// client returns the cached client of a kind for region, building it once.
+func client[C any](ctx context.Context, b *Broker, l links.Link, rec links.Record, requestID string,
+	cache func(*entry) map[string]C, region string, build func(aws.Config) C) (C, error) {
+	var zero C
 	if _, err := b.Credentials(ctx, l, rec, requestID); err != nil {
-		return nil, err
+		return zero, err
 	}
 	e := b.entry(l, rec, requestID)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	c, ok := e.ssm[region]
+	clients := cache(e)
+	c, ok := clients[region]
 	if !ok {
-		c = ssm.NewFromConfig(b.config(e, region))
-		e.ssm[region] = c
+		c = build(b.config(e, region))
+		clients[region] = c
 	}
 	return c, nil
 }
 
 // IAM returns the link's IAM client. IAM is global: it is reached through
-// the partition's default region, which is the link's region's partition.
+// the link's region, in the link's partition.
 func (b *Broker) IAM(ctx context.Context, l links.Link, rec links.Record, requestID string) (*iam.Client, error) {
-	if _, err := b.Credentials(ctx, l, rec, requestID); err != nil {
-		return nil, err
-	}
-	e := b.entry(l, rec, requestID)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if e.iam == nil {
-		e.iam = iam.NewFromConfig(b.config(e, l.DefaultRegion))
-	}
-	return e.iam, nil
+	return client(ctx, b, l, rec, requestID, func(e *entry) map[string]*iam.Client { return e.iam }, l.DefaultRegion,
+		func(cfg aws.Config) *iam.Client { return iam.NewFromConfig(cfg) })
 }
 
 // Forget drops a link's cached credentials and clients (after AWS rejected

@@ -70,21 +70,30 @@ func (p *Platform) Server(routes []api.Route) (*api.Server, error) {
 	}, routes)
 }
 
+// Router is what a function serves: its route table.
+type Router interface{ Routes() []api.Route }
+
+// RouteList is a Router over a fixed list.
+type RouteList []api.Route
+
+// Routes returns the list.
+func (l RouteList) Routes() []api.Route { return l }
+
 // Serve is a function's main: it builds the platform once, asks build for
 // the function's routes, and serves API Gateway events until the runtime
 // stops it. A failure at cold start is logged and exits, so Lambda reports
 // an init error instead of serving half-built.
-func Serve(build func(*Platform) ([]api.Route, error)) {
+func Serve(build func(*Platform) (Router, error)) {
 	ctx := context.Background()
 	p, err := Load(ctx)
 	if err != nil {
 		slog.Error("init", "error", err.Error())
 		os.Exit(1)
 	}
-	routes, err := build(p)
+	r, err := build(p)
 	if err == nil {
 		var srv *api.Server
-		if srv, err = p.Server(routes); err == nil {
+		if srv, err = p.Server(r.Routes()); err == nil {
 			lambda.Start(srv.Handle)
 			return
 		}
