@@ -78,27 +78,9 @@ func (f *fixture) org(route string, params ...string) []string {
 	return append([]string{"orgId", f.orgID}, params...)
 }
 
-func problemCode(t *testing.T, r *apitest.Result) string {
-	t.Helper()
-	if ct := r.Header["Content-Type"]; ct != "application/problem+json" {
-		t.Fatalf("content type %q for %s", ct, r)
-	}
-	code, _ := r.Map()["code"].(string)
-	return code
-}
+func problemCode(t *testing.T, r *apitest.Result) string { t.Helper(); return r.Code() }
 
-func fieldsOf(t *testing.T, r *apitest.Result) []string {
-	t.Helper()
-	var p struct {
-		Errors []struct{ Field, Message string }
-	}
-	r.Decode(&p)
-	var out []string
-	for _, e := range p.Errors {
-		out = append(out, e.Field)
-	}
-	return out
-}
+func fieldsOf(t *testing.T, r *apitest.Result) []string { t.Helper(); return r.Fields() }
 
 func mustContain(t *testing.T, hay []string, needle string) {
 	t.Helper()

@@ -234,3 +234,28 @@ func (r *Result) Map() map[string]any {
 
 // String returns the body.
 func (r *Result) String() string { return fmt.Sprintf("%d %s", r.Status, r.Body) }
+
+// Code is the problem's machine code; it fails unless the response is
+// problem+json.
+func (r *Result) Code() string {
+	r.t.Helper()
+	if ct := r.Header["Content-Type"]; ct != "application/problem+json" {
+		r.t.Fatalf("%s: content type %q for %s", r.route, ct, r)
+	}
+	code, _ := r.Map()["code"].(string)
+	return code
+}
+
+// Fields lists the fields a validation problem names.
+func (r *Result) Fields() []string {
+	r.t.Helper()
+	var p struct {
+		Errors []struct{ Field string }
+	}
+	r.Decode(&p)
+	var out []string
+	for _, e := range p.Errors {
+		out = append(out, e.Field)
+	}
+	return out
+}
