@@ -197,3 +197,17 @@ func (b *Broker) Forget(l links.Link, rec links.Record) {
 	defer b.mu.Unlock()
 	delete(b.entries, key(rec, l))
 }
+
+type requestIDKey struct{}
+
+// WithRequestID carries the request id to the role sessions the broker
+// opens for calls made under ctx (their session names carry it).
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// RequestID is the id WithRequestID put in ctx, or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}

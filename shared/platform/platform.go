@@ -5,11 +5,13 @@ package platform
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -94,10 +96,57 @@ func Serve(build func(*Platform) (Router, error)) {
 	if err == nil {
 		var srv *api.Server
 		if srv, err = p.Server(r.Routes()); err == nil {
+			if j, ok := r.(Scheduled); ok {
+				lambda.Start(dispatch(srv, j.Jobs(), p.Logger))
+				return
+			}
 			lambda.Start(srv.Handle)
 			return
 		}
 	}
 	p.Logger.Error("init", "error", err.Error())
 	os.Exit(1)
+}
+
+// Job is a scheduled piece of work; its result is the invocation's answer.
+type Job func(ctx context.Context) (any, error)
+
+// Scheduled is a Router that also runs jobs from EventBridge Scheduler,
+// whose Input ({"job": "<name>"}) arrives as-is, without an envelope.
+type Scheduled interface {
+	Router
+	Jobs() map[string]Job
+}
+
+// dispatch serves both API Gateway events and schedule inputs.
+func dispatch(srv *api.Server, jobs map[string]Job, log *slog.Logger) func(context.Context, json.RawMessage) (any, error) {
+	return func(ctx context.Context, raw json.RawMessage) (any, error) {
+		var probe struct {
+			RouteKey string `json:"routeKey"`
+			Job      string `json:"job"`
+		}
+		if err := json.Unmarshal(raw, &probe); err != nil {
+			return nil, fmt.Errorf("unreadable event: %w", err)
+		}
+		if probe.RouteKey != "" {
+			var e events.APIGatewayV2HTTPRequest
+			if err := json.Unmarshal(raw, &e); err != nil {
+				return nil, fmt.Errorf("unreadable API Gateway event: %w", err)
+			}
+			return srv.Handle(ctx, e)
+		}
+		job, ok := jobs[probe.Job]
+		if !ok {
+			return nil, fmt.Errorf("unknown job %q", probe.Job)
+		}
+		start := time.Now()
+		out, err := job(ctx)
+		attrs := []any{"job", probe.Job, "durationMs", float64(time.Since(start).Microseconds()) / 1000}
+		if err != nil {
+			log.ErrorContext(ctx, "job failed", append(attrs, "error", err.Error())...)
+			return nil, err
+		}
+		log.InfoContext(ctx, "job", attrs...)
+		return out, nil
+	}
 }
