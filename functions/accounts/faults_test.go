@@ -6,8 +6,7 @@ import (
 	"testing"
 
 	"github.com/aws/smithy-go"
-
-	"github.com/dflow-sh/cloud-accounts/shared/apitest"
+	"github.com/dflow-sh/cloud-accounts/shared/sdkfault"
 )
 
 // Each AWS call of a flow fails in turn; whatever the failure, nothing is
@@ -24,7 +23,7 @@ func TestLinkIsAllOrNothing(t *testing.T) {
 			// A dry run records the calls the flow makes.
 			f.faults.Reset()
 			l := f.link(body)
-			calls := apitest.Occurrences(f.faults.Calls())
+			calls := sdkfault.Occurrences(f.faults.Calls())
 			f.api.As(admin).Route("DELETE /v1/orgs/{orgId}/accounts/{accountId}", f.org("accountId", l["id"].(string))...).Do().Expect(http.StatusNoContent)
 
 			for _, c := range calls {
@@ -75,7 +74,7 @@ func TestReplaceCredentialsIsAllOrNothing(t *testing.T) {
 
 	f.faults.Reset()
 	f.api.As(admin).Route("PUT /v1/orgs/{orgId}/accounts/{accountId}/credentials", path...).JSON(body).Do().Expect(http.StatusOK)
-	calls := apitest.Occurrences(f.faults.Calls())
+	calls := sdkfault.Occurrences(f.faults.Calls())
 	// Back to the first key for the runs below.
 	f.api.As(admin).Route("PUT /v1/orgs/{orgId}/accounts/{accountId}/credentials", path...).
 		JSON(map[string]any{"type": "accessKey", "accessKeyId": id, "secretAccessKey": secret}).Do().Expect(http.StatusOK)
@@ -120,7 +119,7 @@ func TestDeleteIsAllOrNothing(t *testing.T) {
 	path := f.org("accountId", l["id"].(string))
 	f.faults.Reset()
 	f.api.As(admin).Route("DELETE /v1/orgs/{orgId}/accounts/{accountId}", path...).Do().Expect(http.StatusNoContent)
-	calls := apitest.Occurrences(f.faults.Calls())
+	calls := sdkfault.Occurrences(f.faults.Calls())
 
 	for _, c := range calls {
 		t.Run(c.String(), func(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	"github.com/dflow-sh/cloud-accounts/shared/apitest"
 	"github.com/dflow-sh/cloud-accounts/shared/motoserver"
 	"github.com/dflow-sh/cloud-accounts/shared/platform"
+	"github.com/dflow-sh/cloud-accounts/shared/sdkfault"
 )
 
 func TestMain(m *testing.M) { motoserver.Main(m) }
@@ -38,7 +39,7 @@ const (
 type fixture struct {
 	t      *testing.T
 	env    *apitest.Env
-	faults *apitest.Faults
+	faults *sdkfault.Faults
 	api    *apitest.Client
 	orgID  string
 	custom string
@@ -49,7 +50,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	env := apitest.NewEnv(t)
-	faults := &apitest.Faults{}
+	faults := &sdkfault.Faults{}
 	cfg := env.Config
 	cfg.PrincipalARNs = []string{principal}
 	cfg.SecretPrefix = "dflow/test-" + strings.ToLower(t.Name())

@@ -16,6 +16,7 @@ import (
 	"github.com/dflow-sh/cloud-accounts/shared/links"
 	"github.com/dflow-sh/cloud-accounts/shared/motoserver"
 	"github.com/dflow-sh/cloud-accounts/shared/platform"
+	"github.com/dflow-sh/cloud-accounts/shared/sdkfault"
 	"github.com/dflow-sh/cloud-accounts/shared/tenancy"
 	"github.com/dflow-sh/cloud-accounts/shared/vault"
 )
@@ -32,7 +33,7 @@ const (
 type fixture struct {
 	t      *testing.T
 	env    *apitest.Env
-	faults *apitest.Faults
+	faults *sdkfault.Faults
 	api    *apitest.Client
 	h      *handlers
 	orgID  string
@@ -42,7 +43,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	env := apitest.NewEnv(t)
-	faults := &apitest.Faults{}
+	faults := &sdkfault.Faults{}
 	cfg := env.Config
 	cfg.SecretPrefix = "dflow/test-" + strings.ToLower(t.Name())
 	p := platform.New(cfg, faults.Attach(env.AWS), env.Platform.Logger, time.Now)
@@ -97,7 +98,7 @@ func ec2In(t *testing.T, account, region string) *ec2.Client {
 	cfg := motoserver.TestConfig(t)
 	cfg.Region = region
 	return ec2.NewFromConfig(cfg, func(o *ec2.Options) {
-		o.APIOptions = append(o.APIOptions, apitest.MotoAccount(account))
+		o.APIOptions = append(o.APIOptions, sdkfault.MotoAccount(account))
 	})
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/dflow-sh/cloud-accounts/shared/links"
 	"github.com/dflow-sh/cloud-accounts/shared/motoserver"
 	"github.com/dflow-sh/cloud-accounts/shared/platform"
+	"github.com/dflow-sh/cloud-accounts/shared/sdkfault"
 	"github.com/dflow-sh/cloud-accounts/shared/tenancy"
 	"github.com/dflow-sh/cloud-accounts/shared/vault"
 )
@@ -108,7 +109,7 @@ func customerEC2(t *testing.T) *ec2.Client {
 	t.Helper()
 	cfg := motoserver.TestConfig(t)
 	cfg.Region = region
-	return ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.APIOptions = append(o.APIOptions, apitest.MotoAccount(customer)) })
+	return ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.APIOptions = append(o.APIOptions, sdkfault.MotoAccount(customer)) })
 }
 
 func (f *fixture) instance(id string) types.Instance {

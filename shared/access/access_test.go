@@ -11,11 +11,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/smithy-go"
 
-	"github.com/dflow-sh/cloud-accounts/shared/apitest"
 	"github.com/dflow-sh/cloud-accounts/shared/awsauth"
 	"github.com/dflow-sh/cloud-accounts/shared/ids"
 	"github.com/dflow-sh/cloud-accounts/shared/links"
 	"github.com/dflow-sh/cloud-accounts/shared/motoserver"
+	"github.com/dflow-sh/cloud-accounts/shared/sdkfault"
 	"github.com/dflow-sh/cloud-accounts/shared/vault"
 )
 
@@ -35,9 +35,9 @@ func count(calls []string, name string) int {
 	return n
 }
 
-func newBroker(t *testing.T) (*Broker, *apitest.Faults, *vault.Vault) {
+func newBroker(t *testing.T) (*Broker, *sdkfault.Faults, *vault.Vault) {
 	t.Helper()
-	faults := &apitest.Faults{}
+	faults := &sdkfault.Faults{}
 	cfg := faults.Attach(motoserver.TestConfig(t))
 	v, err := vault.New(cfg)
 	if err != nil {

@@ -24,10 +24,10 @@ import (
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
-	"github.com/dflow-sh/cloud-accounts/shared/apitest"
 	"github.com/dflow-sh/cloud-accounts/shared/fault"
 	"github.com/dflow-sh/cloud-accounts/shared/motoserver"
 	"github.com/dflow-sh/cloud-accounts/shared/partition"
+	"github.com/dflow-sh/cloud-accounts/shared/sdkfault"
 )
 
 func TestMain(m *testing.M) { motoserver.Main(m) }
@@ -156,7 +156,7 @@ func apiErr(code string) error {
 type motoClients struct {
 	srv     *motoserver.Server
 	account string
-	faults  *apitest.Faults
+	faults  *sdkfault.Faults
 	counts  *callCounter
 	// paging wraps EC2 in pagingEC2, so calls moto answers in one page are
 	// served in pages of MaxResults.
@@ -165,7 +165,7 @@ type motoClients struct {
 
 func newMotoClients(t testing.TB) *motoClients {
 	t.Helper()
-	return &motoClients{srv: motoserver.Shared(t), account: newAccount(), faults: &apitest.Faults{}, counts: &callCounter{}}
+	return &motoClients{srv: motoserver.Shared(t), account: newAccount(), faults: &sdkfault.Faults{}, counts: &callCounter{}}
 }
 
 var accountRand = rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))

@@ -13,12 +13,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/dflow-sh/cloud-accounts/shared/apitest"
 	"github.com/dflow-sh/cloud-accounts/shared/awsperms"
 	"github.com/dflow-sh/cloud-accounts/shared/fault"
 	"github.com/dflow-sh/cloud-accounts/shared/groups"
 	"github.com/dflow-sh/cloud-accounts/shared/ids"
 	"github.com/dflow-sh/cloud-accounts/shared/links"
+	"github.com/dflow-sh/cloud-accounts/shared/sdkfault"
 	"github.com/dflow-sh/cloud-accounts/shared/sgrules"
 	"github.com/dflow-sh/cloud-accounts/shared/tenancy"
 )
@@ -474,8 +474,8 @@ func TestCreateFaults(t *testing.T) {
 	outbound := `[{"protocol":"tcp","fromPort":443,"toPort":443,"cidrIpv4":"0.0.0.0/0"}]`
 	e.faults.Reset()
 	e.create(e.input("dry run", inbound, &outbound))
-	var plan []apitest.Occurrence
-	for _, o := range apitest.Occurrences(e.faults.Calls()) {
+	var plan []sdkfault.Occurrence
+	for _, o := range sdkfault.Occurrences(e.faults.Calls()) {
 		if strings.HasPrefix(o.Call, "EC2.") || o.Call == "DynamoDB.UpdateItem" || o.Call == "DynamoDB.TransactWriteItems" {
 			plan = append(plan, o)
 		}

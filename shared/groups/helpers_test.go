@@ -16,13 +16,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
-	"github.com/dflow-sh/cloud-accounts/shared/apitest"
 	"github.com/dflow-sh/cloud-accounts/shared/dynamo"
 	"github.com/dflow-sh/cloud-accounts/shared/fault"
 	"github.com/dflow-sh/cloud-accounts/shared/groups"
 	"github.com/dflow-sh/cloud-accounts/shared/ids"
 	"github.com/dflow-sh/cloud-accounts/shared/links"
 	"github.com/dflow-sh/cloud-accounts/shared/motoserver"
+	"github.com/dflow-sh/cloud-accounts/shared/sdkfault"
 	"github.com/dflow-sh/cloud-accounts/shared/sgrules"
 	"github.com/dflow-sh/cloud-accounts/shared/tenancy"
 )
@@ -42,14 +42,14 @@ type env struct {
 	db     *dynamodb.Client
 	table  string
 	svc    *groups.Service
-	faults *apitest.Faults
+	faults *sdkfault.Faults
 	accts  *accounts
 	caller tenancy.Caller
 }
 
 type accounts struct {
 	t      *testing.T
-	faults *apitest.Faults
+	faults *sdkfault.Faults
 	links  map[string]links.Link
 	// wrap, when set, stands in front of the moto client (fakes of what
 	// moto does not model).
@@ -88,7 +88,7 @@ func (a *accounts) client(l links.Link, r string) *ec2.Client {
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	cfg.APIOptions = append(cfg.APIOptions, apitest.MotoAccount(l.AWSAccountID))
+	cfg.APIOptions = append(cfg.APIOptions, sdkfault.MotoAccount(l.AWSAccountID))
 	c := ec2.NewFromConfig(a.faults.Attach(cfg))
 	a.clients[k] = c
 	return c
@@ -97,7 +97,7 @@ func (a *accounts) client(l links.Link, r string) *ec2.Client {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
-	faults := &apitest.Faults{}
+	faults := &sdkfault.Faults{}
 	cfg := motoserver.TestConfig(t)
 	table := "test-" + strings.ReplaceAll(ids.New("t"), "_", "-")
 	db := dynamodb.NewFromConfig(cfg)

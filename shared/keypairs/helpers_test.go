@@ -22,13 +22,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
-	"github.com/dflow-sh/cloud-accounts/shared/apitest"
 	"github.com/dflow-sh/cloud-accounts/shared/dynamo"
 	"github.com/dflow-sh/cloud-accounts/shared/fault"
 	"github.com/dflow-sh/cloud-accounts/shared/ids"
 	"github.com/dflow-sh/cloud-accounts/shared/keypairs"
 	"github.com/dflow-sh/cloud-accounts/shared/links"
 	"github.com/dflow-sh/cloud-accounts/shared/motoserver"
+	"github.com/dflow-sh/cloud-accounts/shared/sdkfault"
 	"github.com/dflow-sh/cloud-accounts/shared/tenancy"
 )
 
@@ -43,14 +43,14 @@ type env struct {
 	link   links.Link
 	store  *dynamo.Store
 	svc    *keypairs.Service
-	faults *apitest.Faults
+	faults *sdkfault.Faults
 	accts  *accounts
 	caller tenancy.Caller
 }
 
 type accounts struct {
 	t      *testing.T
-	faults *apitest.Faults
+	faults *sdkfault.Faults
 	// moto is the moto account behind each link id.
 	links map[string]links.Link
 	moto  map[string]string
@@ -83,7 +83,7 @@ func (a *accounts) client(linkID, region string) *ec2.Client {
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	cfg.APIOptions = append(cfg.APIOptions, apitest.MotoAccount(a.moto[linkID]))
+	cfg.APIOptions = append(cfg.APIOptions, sdkfault.MotoAccount(a.moto[linkID]))
 	c := ec2.NewFromConfig(a.faults.Attach(cfg))
 	a.clients[k] = c
 	return c
@@ -93,7 +93,7 @@ func motoAccount() string { return fmt.Sprintf("%012d", 100000000000+mrand.Int64
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	faults := &apitest.Faults{}
+	faults := &sdkfault.Faults{}
 	cfg := motoserver.TestConfig(t)
 	table := "test-" + strings.ReplaceAll(ids.New("t"), "_", "-")
 	if err := dynamo.EnsureTable(context.Background(), dynamodb.NewFromConfig(cfg), table); err != nil {

@@ -19,7 +19,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
-	"github.com/dflow-sh/cloud-accounts/shared/apitest"
 	"github.com/dflow-sh/cloud-accounts/shared/awsperms"
 	"github.com/dflow-sh/cloud-accounts/shared/discovery"
 	"github.com/dflow-sh/cloud-accounts/shared/dynamo"
@@ -29,6 +28,7 @@ import (
 	"github.com/dflow-sh/cloud-accounts/shared/motoserver"
 	"github.com/dflow-sh/cloud-accounts/shared/nodes"
 	"github.com/dflow-sh/cloud-accounts/shared/partition"
+	"github.com/dflow-sh/cloud-accounts/shared/sdkfault"
 	"github.com/dflow-sh/cloud-accounts/shared/tenancy"
 )
 
@@ -60,7 +60,7 @@ type env struct {
 	store    *dynamo.Store
 	ddb      *dynamodb.Client
 	table    string
-	faults   *apitest.Faults
+	faults   *sdkfault.Faults
 	clock    *clock
 	svc      *nodes.Service
 	raw      *ec2.Client // the customer's own view, no faults
@@ -78,7 +78,7 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
 	cfg := motoserver.TestConfig(t)
-	e := &env{t: t, ctx: ctx, org: ids.New(ids.Org), faults: &apitest.Faults{}, clock: &clock{t: time.Now().UTC()}, groups: map[string]nodes.GroupRef{}}
+	e := &env{t: t, ctx: ctx, org: ids.New(ids.Org), faults: &sdkfault.Faults{}, clock: &clock{t: time.Now().UTC()}, groups: map[string]nodes.GroupRef{}}
 	account := fmt.Sprintf("%012d", 100000000000+mrand.Int64N(800000000000))
 
 	e.ddb = dynamodb.NewFromConfig(e.faults.Attach(cfg))
@@ -89,10 +89,10 @@ func newEnv(t *testing.T) *env {
 	e.store = dynamo.New(e.ddb, e.table)
 
 	ec2cfg := e.faults.Attach(cfg)
-	ec2cfg.APIOptions = append(ec2cfg.APIOptions, apitest.MotoAccount(account))
+	ec2cfg.APIOptions = append(ec2cfg.APIOptions, sdkfault.MotoAccount(account))
 	api := ec2.NewFromConfig(ec2cfg)
 	rawcfg := cfg.Copy()
-	rawcfg.APIOptions = append(rawcfg.APIOptions, apitest.MotoAccount(account))
+	rawcfg.APIOptions = append(rawcfg.APIOptions, sdkfault.MotoAccount(account))
 	e.raw = ec2.NewFromConfig(rawcfg)
 
 	e.link = e.addLink([]string{"production", "staging"})

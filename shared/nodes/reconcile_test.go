@@ -10,11 +10,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
-	"github.com/dflow-sh/cloud-accounts/shared/apitest"
 	"github.com/dflow-sh/cloud-accounts/shared/awsperms"
 	"github.com/dflow-sh/cloud-accounts/shared/fault"
 	"github.com/dflow-sh/cloud-accounts/shared/ids"
 	"github.com/dflow-sh/cloud-accounts/shared/nodes"
+	"github.com/dflow-sh/cloud-accounts/shared/sdkfault"
 )
 
 // Each call of a launch fails in turn (EC2 and DynamoDB alike); after a
@@ -29,7 +29,7 @@ func TestFaultAtEachStep(t *testing.T) {
 	if _, err := e.svc.Create(e.ctx, caller, e.org, "probe", e.input("probe")); err != nil {
 		t.Fatal(err)
 	}
-	steps := apitest.Occurrences(e.faults.Calls())
+	steps := sdkfault.Occurrences(e.faults.Calls())
 	if len(steps) < 8 {
 		t.Fatalf("a launch made only %v", steps)
 	}

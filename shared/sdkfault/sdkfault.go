@@ -1,4 +1,6 @@
-package apitest
+// Package sdkfault injects failures into AWS SDK calls for tests: the code
+// under test keeps its real clients, and a chosen call fails.
+package sdkfault
 
 import (
 	"context"
