@@ -6,13 +6,17 @@ package functions_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"io/fs"
+	"maps"
 	"mime"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -27,7 +31,8 @@ import (
 
 func TestMain(m *testing.M) { motoserver.Main(m) }
 
-// expectation is what a sample event under events/ must get back.
+// expectation is what a sample event under events/ must get back: an API
+// Gateway event a status, a schedule input (see scheduleInput) a result.
 type expectation struct {
 	status int
 	// code is the problem's code, for statuses from 400 up.
@@ -36,6 +41,9 @@ type expectation struct {
 	field string
 	// headers must be present.
 	headers []string
+	// result is a JSON object whose members the job's result (a JSON
+	// object) must have, with these values; schedule inputs only.
+	result string
 }
 
 // expectations has an entry for every file under events/, keyed by its path
@@ -55,11 +63,21 @@ var expectations = map[string]expectation{
 	"discovery/list-regions-not-member.json":      {status: http.StatusNotFound, code: "not_found"},
 	"discovery/get-vpcs-no-token.json":            {status: http.StatusUnauthorized, code: "unauthenticated"},
 	"discovery/check-permissions-not-member.json": {status: http.StatusNotFound, code: "not_found"},
+
+	"provisioning/create-key-not-member.json":  {status: http.StatusNotFound, code: "not_found"},
+	"provisioning/create-node-not-member.json": {status: http.StatusNotFound, code: "not_found"},
+	"provisioning/list-keys-no-token.json":     {status: http.StatusUnauthorized, code: "unauthenticated"},
+	"provisioning/node-action-no-token.json":   {status: http.StatusUnauthorized, code: "unauthenticated"},
+	"provisioning/sync-group-not-member.json":  {status: http.StatusNotFound, code: "not_found"},
+	// The ReconcileNodes schedule's Input. The events before it create no
+	// node, so the sweep finds the table empty: nodes.Summary, all zero.
+	"provisioning/reconcile.json": {result: `{"checked": 0, "updated": 0, "attached": 0, "failed": 0, "reaped": 0, "skipped": 0, "untracked": [], "errors": []}`},
 }
 
 // TestPackaging builds each function, runs it under RIE with its template
 // environment and a fresh table, and invokes it with every sample event of
-// events/<function dir>/.
+// events/<function dir>/: API Gateway events, and schedule inputs as
+// EventBridge Scheduler sends them.
 func TestPackaging(t *testing.T) {
 	lambdatest.RequireRIE(t)
 	tpl, root := loadTemplate(t)
@@ -83,9 +101,20 @@ func TestPackaging(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
+					want := expectations[filepath.ToSlash(name)]
+					if scheduleInput(t, raw) {
+						if want.result == "" {
+							t.Fatalf("a schedule input (no routeKey): its entry in expectations must give result, not status")
+						}
+						checkJob(t, rie, raw, want.result)
+						return
+					}
+					if want.result != "" {
+						t.Fatalf("an API Gateway event: its entry in expectations must give status, not result")
+					}
 					ev := decodeEvent(t, raw)
 					resp := rie.InvokeHTTP(t, raw)
-					checkResponse(t, ev, resp, expectations[filepath.ToSlash(name)])
+					checkResponse(t, ev, resp, want)
 				})
 			}
 			if d, err := rie.InitDuration(); err != nil {
@@ -98,8 +127,9 @@ func TestPackaging(t *testing.T) {
 }
 
 // TestSampleEvents checks the sample events are what API Gateway sends for
-// a route of their function, so `sam local invoke` and TestPackaging run
-// realistic requests.
+// a route of their function, or what EventBridge Scheduler sends for one of
+// its schedules, so `sam local invoke` and TestPackaging run realistic
+// requests.
 func TestSampleEvents(t *testing.T) {
 	tpl, root := loadTemplate(t)
 	files := sampleEvents(t, root)
@@ -113,6 +143,10 @@ func TestSampleEvents(t *testing.T) {
 				raw, err := os.ReadFile(filepath.Join(root, "events", name))
 				if err != nil {
 					t.Fatal(err)
+				}
+				if scheduleInput(t, raw) {
+					checkScheduleInput(t, raw, fn.Schedules)
+					return
 				}
 				ev := decodeEvent(t, raw)
 				checkEventShape(t, ev, routes)
@@ -217,6 +251,14 @@ func checkExpectations(t *testing.T, tpl *samtemplate.Template, files map[string
 		if (want.status >= 400) != (want.code != "") {
 			t.Errorf("expectations[%q]: a problem code goes with a status from 400 up, and every such status needs one", key)
 		}
+		switch {
+		case want.result != "" && (want.status != 0 || want.field != "" || len(want.headers) > 0):
+			t.Errorf("expectations[%q]: result is for schedule inputs, status, field and headers for API Gateway events; not both", key)
+		case want.result == "" && want.status == 0:
+			t.Errorf("expectations[%q]: say what status it must get (or, for a schedule input, what result)", key)
+		case want.result != "" && !isJSONObject(want.result):
+			t.Errorf("expectations[%q]: result must be a JSON object: %s", key, want.result)
+		}
 	}
 	if t.Failed() {
 		t.FailNow()
@@ -249,6 +291,72 @@ func sampleEvents(t testing.TB, root string) map[string][]string {
 		sort.Strings(names)
 	}
 	return out
+}
+
+// scheduleInput reports whether a sample event is a schedule's Input rather
+// than an API Gateway event. EventBridge Scheduler sends a schedule's Input
+// as it is, without an envelope; only API Gateway events carry a routeKey,
+// which is also how platform.Serve tells the two apart.
+func scheduleInput(t testing.TB, raw []byte) bool {
+	t.Helper()
+	var probe struct {
+		RouteKey string `json:"routeKey"`
+	}
+	if err := json.Unmarshal(raw, &probe); err != nil {
+		t.Fatalf("not a JSON object: %v", err)
+	}
+	return probe.RouteKey == ""
+}
+
+// checkScheduleInput checks that a schedule input is, as JSON, the Input of
+// one of the function's schedules in template.yaml.
+func checkScheduleInput(t *testing.T, raw []byte, schedules []samtemplate.Schedule) {
+	t.Helper()
+	var got any
+	if err := json.Unmarshal(raw, &got); err != nil {
+		t.Fatalf("not JSON: %v", err)
+	}
+	var known []string
+	for _, s := range schedules {
+		var in any
+		if json.Unmarshal([]byte(s.Input), &in) == nil && reflect.DeepEqual(got, in) {
+			return
+		}
+		known = append(known, fmt.Sprintf("%s: %s", s.Event, s.Input))
+	}
+	if len(known) == 0 {
+		known = []string{"none"}
+	}
+	t.Errorf("no routeKey, so not an API Gateway event, and not the Input of a schedule of this function in template.yaml (%s): %s",
+		strings.Join(known, "; "), bytes.TrimSpace(raw))
+}
+
+// checkJob invokes the function with a schedule input, as EventBridge
+// Scheduler does (the Input is the whole payload), and checks the job's
+// result has want's members with want's values. A function error fails.
+func checkJob(t *testing.T, rie *lambdatest.Emulator, raw []byte, want string) {
+	t.Helper()
+	out, err := rie.Invoke(context.Background(), raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got, w map[string]any
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("the job's result is not a JSON object: %v: %s", err, out)
+	}
+	if err := json.Unmarshal([]byte(want), &w); err != nil {
+		t.Fatalf("expectation's result: %v", err)
+	}
+	for _, k := range slices.Sorted(maps.Keys(w)) {
+		if v, ok := got[k]; !ok || !reflect.DeepEqual(v, w[k]) {
+			t.Errorf("result.%s = %v, want %v; result %s", k, v, w[k], out)
+		}
+	}
+}
+
+func isJSONObject(s string) bool {
+	var m map[string]any
+	return json.Unmarshal([]byte(s), &m) == nil && m != nil
 }
 
 func decodeEvent(t testing.TB, raw []byte) events.APIGatewayV2HTTPRequest {

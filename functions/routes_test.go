@@ -1,6 +1,7 @@
 package functions_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -143,9 +144,11 @@ var samplePathValues = map[string]string{
 // its template routes without a verified token: a route the function
 // handles answers 401 unauthenticated (the pipeline finds the route, then
 // checks identity); one it lacks would answer 404 route_not_found. A route
-// key outside the template must answer 404 route_not_found. That the
-// function registers no route beyond the template is each function's own
-// test, with its route table.
+// key outside the template must answer 404 route_not_found. Each of its
+// schedules' Input, sent as EventBridge Scheduler sends it, must run
+// without a function error (an unknown job is one). That the function
+// registers no route beyond the template is each function's own test, with
+// its route table.
 func TestRoutesHandled(t *testing.T) {
 	lambdatest.RequireRIE(t)
 	tpl, _ := loadTemplate(t)
@@ -186,6 +189,13 @@ func TestRoutesHandled(t *testing.T) {
 				ev := lambdatest.HTTPEvent(key, nil)
 				checkResponse(t, ev, rie.InvokeHTTP(t, ev), expectation{status: http.StatusNotFound, code: "route_not_found"})
 			})
+			for _, s := range fn.Schedules {
+				t.Run("schedule "+s.Event, func(t *testing.T) {
+					if _, err := rie.Invoke(context.Background(), []byte(s.Input)); err != nil {
+						t.Fatalf("schedule %s (Input %s) is in template.yaml but the function does not run it: %v", s.Event, s.Input, err)
+					}
+				})
+			}
 		})
 	}
 }

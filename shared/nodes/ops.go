@@ -247,7 +247,7 @@ func (s *Service) applyChanges(ctx context.Context, n Node, changes []types.Inst
 }
 
 func invalidState(n Node, action string) error {
-	return fault.Conflictf(CodeInvalidState, "a %s node cannot %s", n.Status, action).With("status", n.Status)
+	return fault.Conflictf(CodeInvalidState, "a %s node cannot %s", n.Status, action).With("nodeStatus", n.Status)
 }
 
 // Delete terminates a node's instance. The node stays, terminating then
