@@ -31,6 +31,9 @@ const (
 const (
 	Healthy   = "healthy"
 	Unhealthy = "unhealthy"
+	// Compromised: the key leaked and could not be replaced; it was
+	// deactivated, so the link works again only with new credentials.
+	Compromised = "compromised"
 )
 
 // AllEnvironments is the wildcard environment list.

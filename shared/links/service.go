@@ -526,7 +526,17 @@ func (s *Service) Resolve(ctx context.Context, orgID, id string) (Link, Record, 
 // MarkUnhealthy records that AWS rejected a link's credentials while it was
 // being used.
 func (s *Service) MarkUnhealthy(ctx context.Context, l Link, code, message string) error {
-	l.Status = Unhealthy
+	return s.mark(ctx, l, Unhealthy, code, message)
+}
+
+// MarkCompromised records that a leaked key could not be replaced and was
+// deactivated: the link needs new credentials.
+func (s *Service) MarkCompromised(ctx context.Context, l Link, code, message string) error {
+	return s.mark(ctx, l, Compromised, code, message)
+}
+
+func (s *Service) mark(ctx context.Context, l Link, status, code, message string) error {
+	l.Status = status
 	l.LastError = &LinkError{Code: code, Message: message, At: s.now()}
 	return s.store.SetHealth(ctx, l)
 }

@@ -97,7 +97,8 @@ func Serve(build func(*Platform) (Router, error)) {
 		var srv *api.Server
 		if srv, err = p.Server(r.Routes()); err == nil {
 			if j, ok := r.(Scheduled); ok {
-				lambda.Start(dispatch(srv, j.Jobs(), p.Logger))
+				rot, _ := r.(SecretRotator)
+				lambda.Start(dispatch(srv, j.Jobs(), rot, p.Logger))
 				return
 			}
 			lambda.Start(srv.Handle)
@@ -118,15 +119,33 @@ type Scheduled interface {
 	Jobs() map[string]Job
 }
 
-// dispatch serves both API Gateway events and schedule inputs.
-func dispatch(srv *api.Server, jobs map[string]Job, log *slog.Logger) func(context.Context, json.RawMessage) (any, error) {
+// SecretRotator answers Secrets Manager's rotation events ({"SecretId",
+// "ClientRequestToken", "Step"}), for a function that is a secret's
+// rotation function.
+type SecretRotator interface {
+	RotateSecretStep(ctx context.Context, secretID, token, step string) error
+}
+
+// dispatch serves API Gateway events, schedule inputs and, when rot is set,
+// Secrets Manager rotation events.
+func dispatch(srv *api.Server, jobs map[string]Job, rot SecretRotator, log *slog.Logger) func(context.Context, json.RawMessage) (any, error) {
 	return func(ctx context.Context, raw json.RawMessage) (any, error) {
 		var probe struct {
 			RouteKey string `json:"routeKey"`
 			Job      string `json:"job"`
+			SecretID string `json:"SecretId"`
+			Token    string `json:"ClientRequestToken"`
+			Step     string `json:"Step"`
 		}
 		if err := json.Unmarshal(raw, &probe); err != nil {
 			return nil, fmt.Errorf("unreadable event: %w", err)
+		}
+		if probe.Step != "" && probe.SecretID != "" && rot != nil {
+			err := rot.RotateSecretStep(ctx, probe.SecretID, probe.Token, probe.Step)
+			if err != nil {
+				log.ErrorContext(ctx, "secret rotation step failed", "step", probe.Step, "error", err.Error())
+			}
+			return nil, err
 		}
 		if probe.RouteKey != "" {
 			var e events.APIGatewayV2HTTPRequest
