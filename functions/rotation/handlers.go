@@ -36,8 +36,12 @@ func (h *handlers) Routes() []api.Route {
 // Jobs are the function's scheduled work.
 func (h *handlers) Jobs() map[string]platform.Job {
 	return map[string]platform.Job{
-		"rotation-retirements": func(ctx context.Context) (any, error) { return h.rotation.FinishRetirements(ctx, h.now()) },
-		"health-sweep":         func(ctx context.Context) (any, error) { return h.health.Sweep(ctx) },
+		// Rotates what is due, then finishes grace-period deletions and
+		// half-way rotations.
+		"rotation-sweep": func(ctx context.Context) (any, error) {
+			return h.rotation.Sweep(ctx, h.now(), rotation.SweepDeps{Due: h.store, Links: h.links})
+		},
+		"health-sweep": func(ctx context.Context) (any, error) { return h.health.Sweep(ctx) },
 	}
 }
 

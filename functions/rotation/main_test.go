@@ -147,11 +147,15 @@ func TestManualRotationThroughTheAPI(t *testing.T) {
 		t.Fatalf("rotations = %v", list)
 	}
 	// The hourly job runs (nothing is past its grace period yet).
-	if _, err := f.h.Jobs()["rotation-retirements"](context.Background()); err != nil {
+	if _, err := f.h.Jobs()["rotation-sweep"](context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(f.keys(user)); n != 2 {
 		t.Fatalf("old key deleted before its grace period: %d keys", n)
+	}
+	// The health sweep checks it and finds it healthy.
+	if _, err := f.h.Jobs()["health-sweep"](context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }
 
