@@ -72,6 +72,14 @@ var expectations = map[string]expectation{
 	// The ReconcileNodes schedule's Input. The events before it create no
 	// node, so the sweep finds the table empty: nodes.Summary, all zero.
 	"provisioning/reconcile.json": {result: `{"checked": 0, "updated": 0, "attached": 0, "failed": 0, "reaped": 0, "skipped": 0, "untracked": [], "errors": []}`},
+
+	"rotation/rotate-not-member.json":       {status: http.StatusNotFound, code: "not_found"},
+	"rotation/list-rotations-no-token.json": {status: http.StatusUnauthorized, code: "unauthenticated"},
+	// The RotationSweep and HealthSweep schedules' Inputs. No event links an
+	// account, so both sweeps find nothing: rotation.SweepSummary (with its
+	// FinishRetirements pass) and health.Summary, all zero.
+	"rotation/rotation-sweep.json": {result: `{"due": 0, "started": 0, "rotated": 0, "failed": 0, "skipped": 0, "incomplete": false, "errors": [], "retirements": {"examined": 0, "retired": 0, "resumed": 0, "rolledBack": 0, "waiting": 0, "busy": 0, "failed": 0, "errors": []}}`},
+	"rotation/health-sweep.json":   {result: `{"checked": 0, "healthy": 0, "unhealthy": 0, "changed": 0, "skipped": 0, "errors": [], "incomplete": false}`},
 }
 
 // TestPackaging builds each function, runs it under RIE with its template

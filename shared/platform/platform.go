@@ -147,7 +147,9 @@ func dispatch(srv *api.Server, jobs map[string]Job, rot SecretRotator, log *slog
 			}
 			return nil, err
 		}
-		if probe.RouteKey != "" {
+		// Anything that is not a job is served as an API event (an event
+		// without a route gets the pipeline's 404, as elsewhere).
+		if probe.RouteKey != "" || probe.Job == "" {
 			var e events.APIGatewayV2HTTPRequest
 			if err := json.Unmarshal(raw, &e); err != nil {
 				return nil, fmt.Errorf("unreadable API Gateway event: %w", err)
