@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/dflow-sh/cloud-accounts/shared/api"
@@ -20,6 +21,7 @@ type handlers struct {
 	health   *health.Service
 	store    *dynamo.Store
 	now      func() time.Time
+	log      *slog.Logger
 }
 
 const base = "/v1/orgs/{orgId}/accounts/{accountId}"
@@ -39,7 +41,15 @@ func (h *handlers) Jobs() map[string]platform.Job {
 		// Rotates what is due, then finishes grace-period deletions and
 		// half-way rotations.
 		"rotation-sweep": func(ctx context.Context) (any, error) {
-			return h.rotation.Sweep(ctx, h.now(), rotation.SweepDeps{Due: h.store, Links: h.links})
+			sum, err := h.rotation.Sweep(ctx, h.now(), rotation.SweepDeps{Due: h.store, Links: h.links})
+			// A link whose scheduled rotation failed says so itself.
+			for _, e := range sum.Errors {
+				msg := "the scheduled rotation failed (" + e.Code + "): " + e.Message
+				if werr := h.links.Warn(context.WithoutCancel(ctx), e.OrgID, e.AccountID, "rotation_failed", msg); werr != nil {
+					h.log.WarnContext(ctx, "rotation failure not recorded on the link", "orgId", e.OrgID, "accountId", e.AccountID, "error", werr.Error())
+				}
+			}
+			return sum, err
 		},
 		"health-sweep": func(ctx context.Context) (any, error) { return h.health.Sweep(ctx) },
 	}

@@ -36,7 +36,8 @@ func newHandlers(p *platform.Platform) (*handlers, error) {
 	rot := rotation.NewService(rotation.Deps{
 		Store: p.Store, Vault: v, Keys: iamkeys.New(p.AWS, nil), Verifier: verifier,
 		Labels: pendinglabel.New(p.AWS, nil), Log: p.Logger, Now: p.Now,
+		Config: rotation.Config{Grace: p.Config.RotationGrace},
 	})
 	sweep := health.NewService(linkSvc, p.Store, p.Store, health.WithLogger(p.Logger), health.WithNow(p.Now))
-	return &handlers{links: linkSvc, rotation: rot, health: sweep, store: p.Store, now: p.Now}, nil
+	return &handlers{links: linkSvc, rotation: rot, health: sweep, store: p.Store, now: p.Now, log: p.Logger}, nil
 }

@@ -178,3 +178,30 @@ func TestRotationRefusals(t *testing.T) {
 	f.api.As(admin).Route("POST "+base+"/rotate", "orgId", f.orgID, "accountId", l.ID).JSON(map[string]any{}).Do().Expect(http.StatusBadRequest)
 	f.api.As("mallory").Route("GET "+base+"/rotations", "orgId", f.orgID, "accountId", l.ID).Do().Expect(http.StatusNotFound)
 }
+
+// The hourly sweep rotates due links; one that cannot rotate (its user
+// already has two active keys) carries a warning, and the sweep goes on.
+func TestScheduledSweep(t *testing.T) {
+	f := newFixture(t)
+	ok, okUser := f.keyLink()
+	stuck, stuckUser := f.keyLink()
+	if _, err := f.iam.CreateAccessKey(context.Background(), &iam.CreateAccessKeyInput{UserName: aws.String(stuckUser)}); err != nil {
+		t.Fatal(err)
+	}
+	// 100 days on, both are past their 90-day maxAge.
+	f.h.now = func() time.Time { return time.Now().AddDate(0, 0, 100) }
+	if _, err := f.h.Jobs()["rotation-sweep"](context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.keys(okUser)); n != 2 {
+		t.Fatalf("the due link was not rotated: %d keys", n)
+	}
+	got, err := f.linker.Get(context.Background(), f.orgID, ok.ID)
+	if err != nil || got.Credentials.AccessKeyIDMasked == ok.Credentials.AccessKeyIDMasked {
+		t.Fatalf("rotated link: %+v %v", got, err)
+	}
+	l, err := f.linker.Get(context.Background(), f.orgID, stuck.ID)
+	if err != nil || len(l.Warnings) != 1 || l.Warnings[0].Code != "rotation_failed" || !strings.Contains(l.Warnings[0].Message, "key_limit_reached") {
+		t.Fatalf("stuck link: %+v %v", l.Warnings, err)
+	}
+}

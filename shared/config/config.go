@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Config is what the functions read from their environment.
@@ -23,6 +24,9 @@ type Config struct {
 	SetupTemplateURL string
 	// RecoveryDays is how long an unlinked account's secret stays restorable.
 	RecoveryDays int
+	// RotationGrace is how long a rotated-out key stays (inactive) before
+	// it is deleted (ROTATION_GRACE, a Go duration; default 24h).
+	RotationGrace time.Duration
 }
 
 // Load reads the environment through getenv (os.Getenv in main), reporting
@@ -35,6 +39,7 @@ func Load(getenv func(string) string) (Config, error) {
 		LogLevel:         getenv("LOG_LEVEL"),
 		SetupTemplateURL: getenv("SETUP_TEMPLATE_URL"),
 		RecoveryDays:     7,
+		RotationGrace:    24 * time.Hour,
 	}
 	var problems []string
 	for name, v := range map[string]string{"TABLE_NAME": c.TableName, "SECRET_PREFIX": c.SecretPrefix, "STAGE": c.Stage} {
@@ -53,6 +58,13 @@ func Load(getenv func(string) string) (Config, error) {
 			problems = append(problems, "SECRET_RECOVERY_DAYS must be a whole number of days from 7 to 30")
 		}
 		c.RecoveryDays = n
+	}
+	if s := getenv("ROTATION_GRACE"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 || d > 30*24*time.Hour {
+			problems = append(problems, "ROTATION_GRACE must be a duration from 0s to 720h")
+		}
+		c.RotationGrace = d
 	}
 	if len(problems) > 0 {
 		slices.Sort(problems)

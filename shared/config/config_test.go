@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLoad(t *testing.T) {
@@ -44,5 +45,21 @@ func TestOptional(t *testing.T) {
 	env["SECRET_RECOVERY_DAYS"] = "3"
 	if _, err := Load(func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "SECRET_RECOVERY_DAYS") {
 		t.Fatalf("bad recovery days: %v", err)
+	}
+}
+
+func TestRotationGrace(t *testing.T) {
+	env := map[string]string{"TABLE_NAME": "t", "SECRET_PREFIX": "p", "STAGE": "dev"}
+	c, err := Load(func(k string) string { return env[k] })
+	if err != nil || c.RotationGrace != 24*time.Hour {
+		t.Fatalf("default grace: %v %v", c.RotationGrace, err)
+	}
+	env["ROTATION_GRACE"] = "36h"
+	if c, err = Load(func(k string) string { return env[k] }); err != nil || c.RotationGrace != 36*time.Hour {
+		t.Fatalf("grace: %v %v", c.RotationGrace, err)
+	}
+	env["ROTATION_GRACE"] = "forever"
+	if _, err := Load(func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "ROTATION_GRACE") {
+		t.Fatalf("bad grace: %v", err)
 	}
 }

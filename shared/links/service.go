@@ -540,3 +540,14 @@ func (s *Service) mark(ctx context.Context, l Link, status, code, message string
 	l.LastError = &LinkError{Code: code, Message: message, At: s.now()}
 	return s.store.SetHealth(ctx, l)
 }
+
+// Warn puts a warning on a link (replacing one with the same code), for
+// upkeep that failed on it, e.g. a scheduled rotation.
+func (s *Service) Warn(ctx context.Context, orgID, id, code, message string) error {
+	l, _, err := s.store.GetLink(ctx, orgID, id)
+	if err != nil {
+		return err
+	}
+	l.Warnings = append(removeWarning(l.Warnings, code), Warning{Code: code, Message: message})
+	return s.store.SetHealth(ctx, l)
+}
