@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/dflow-sh/cloud-accounts/shared/awserr"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -37,7 +39,7 @@ func resolveVPC(ctx context.Context, api EC2API, region string, vpcID *string) (
 		in = &ec2.DescribeVpcsInput{VpcIds: []string{*vpcID}}
 	}
 	out, err := api.DescribeVpcs(ctx, in)
-	if awsCode(err) == "InvalidVpcID.NotFound" {
+	if awserr.Code(err) == "InvalidVpcID.NotFound" {
 		return "", fault.Unprocessablef(CodeVPCNotFound, "VPC %s does not exist in region %s of the linked account", *vpcID, region).With("vpcId", *vpcID)
 	}
 	if err != nil {
@@ -87,7 +89,7 @@ func findTagged(ctx context.Context, api EC2API, g Group) ([]string, error) {
 // exists reports whether the AWS group id still exists.
 func exists(ctx context.Context, api EC2API, region, id string) (bool, error) {
 	_, err := api.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{GroupIds: []string{id}})
-	switch awsCode(err) {
+	switch awserr.Code(err) {
 	case "":
 		if err != nil {
 			return false, classify(err, "ec2:DescribeSecurityGroups", region)
@@ -159,7 +161,7 @@ func (s *Service) createAWSGroup(ctx context.Context, api EC2API, g Group) (stri
 	if err == nil {
 		return aws.ToString(out.GroupId), true, nil
 	}
-	if awsCode(err) != "InvalidGroup.Duplicate" {
+	if awserr.Code(err) != "InvalidGroup.Duplicate" {
 		cerr := classify(err, "ec2:CreateSecurityGroup", g.Region)
 		if fault.KindOf(cerr) == fault.Unavailable {
 			// The answer may be lost rather than the call: if EC2 made the
@@ -255,7 +257,7 @@ func (s *Service) applyRules(ctx context.Context, api EC2API, g Group) error {
 			return nil
 		case errors.Is(err, errStale):
 			continue
-		case awsCode(err) == "RulesPerSecurityGroupLimitExceeded" && !revokeFirst && len(c.RevokeIngress)+len(c.RevokeEgress) > 0:
+		case awserr.Code(err) == "RulesPerSecurityGroupLimitExceeded" && !revokeFirst && len(c.RevokeIngress)+len(c.RevokeEgress) > 0:
 			// No room for the new rules beside the old ones: revoke first
 			// (traffic both allow may drop for a moment).
 			revokeFirst = true
@@ -346,7 +348,7 @@ func stale(err error, code, action, region string) error {
 	if err == nil {
 		return nil
 	}
-	if awsCode(err) == code {
+	if awserr.Code(err) == code {
 		return errStale
 	}
 	return classify(err, action, region)

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/dflow-sh/cloud-accounts/shared/awserr"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
@@ -395,7 +397,7 @@ func deleteAWSGroups(ctx context.Context, api EC2API, g Group) error {
 	}
 	for _, id := range targets {
 		_, err := api.DeleteSecurityGroup(ctx, &ec2.DeleteSecurityGroupInput{GroupId: aws.String(id)})
-		switch awsCode(err) {
+		switch awserr.Code(err) {
 		case "InvalidGroup.NotFound", "InvalidGroupId.NotFound":
 			continue
 		}

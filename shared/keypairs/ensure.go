@@ -6,6 +6,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/dflow-sh/cloud-accounts/shared/awserr"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -100,7 +102,7 @@ func (s *Service) EnsureImported(ctx context.Context, orgID, keyID string, link 
 				},
 			}},
 		})
-		if awsCode(err) == "InvalidKeyPair.Duplicate" {
+		if awserr.Code(err) == "InvalidKeyPair.Duplicate" {
 			// Someone took the name since we looked: perhaps a concurrent
 			// import of this very key. Look again.
 			continue

@@ -25,6 +25,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/dflow-sh/cloud-accounts/shared/awserr"
+
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/dflow-sh/cloud-accounts/shared/fault"
@@ -325,7 +327,7 @@ func deletePair(ctx context.Context, api EC2API, im Import) error {
 	for _, p := range out.KeyPairs {
 		if derefEq(p.KeyPairId, im.KeyPairID) {
 			_, err := api.DeleteKeyPair(ctx, &ec2.DeleteKeyPairInput{KeyName: p.KeyName})
-			if err != nil && awsCode(err) != "InvalidKeyPair.NotFound" {
+			if err != nil && awserr.Code(err) != "InvalidKeyPair.NotFound" {
 				return classify(err, "ec2:DeleteKeyPair", im.Region)
 			}
 		}

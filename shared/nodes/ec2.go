@@ -3,13 +3,12 @@ package nodes
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
 	"slices"
 	"strings"
 
+	"github.com/dflow-sh/cloud-accounts/shared/awserr"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
@@ -36,92 +35,30 @@ var _ EC2API = (*ec2.Client)(nil)
 
 // Codes of the faults for AWS's answers, the same as shared/discovery's.
 const (
-	CodeAuthFailed       = "provider_auth_failed"
-	CodePermissionDenied = "provider_permission_denied"
-	CodeRegionNotEnabled = "region_not_enabled"
-	CodeThrottled        = "provider_throttled"
-	CodeUnavailable      = "provider_unavailable"
-	codeProviderError    = "provider_error"
+	CodeAuthFailed       = awserr.CodeAuthFailed
+	CodePermissionDenied = awserr.CodePermissionDenied
+	CodeRegionNotEnabled = awserr.CodeRegionNotEnabled
+	CodeThrottled        = awserr.CodeThrottled
+	CodeUnavailable      = awserr.CodeUnavailable
+	codeProviderError    = awserr.CodeProviderError
 )
-
-var authCodes = map[string]bool{
-	"AuthFailure": true, "UnrecognizedClientException": true, "InvalidClientTokenId": true,
-	"InvalidAccessKeyId": true, "ExpiredToken": true, "ExpiredTokenException": true,
-	"SignatureDoesNotMatch": true, "Blocked": true,
-}
-
-var deniedCodes = map[string]bool{"UnauthorizedOperation": true, "AccessDenied": true, "AccessDeniedException": true}
-
-var (
-	throttles  = retry.IsErrorThrottles(retry.DefaultThrottles)
-	retryables = retry.IsErrorRetryables(retry.DefaultRetryables)
-)
-
-func awsCode(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode()
-	}
-	return ""
-}
 
 // classify turns the error of an EC2 call into a domain fault wrapping it,
 // as shared/discovery does (whose classify is not exported), plus the
 // answers of the instance calls: capacity and quotas (422/503), and an
 // instance in the wrong state (409 invalid_state). Details never quote AWS.
 func classify(err error, action, region string) error {
-	if err == nil {
-		return nil
-	}
-	if _, ok := fault.As(err); ok || errors.Is(err, context.Canceled) {
-		return err
-	}
-	code := awsCode(err)
-	var e *fault.Error
-	switch {
-	case authCodes[code]:
-		e = fault.Unprocessablef(CodeAuthFailed, "AWS rejected the linked account's credentials in region %s (%s): check the link", region, code)
-	case deniedCodes[code]:
-		e = fault.Unprocessablef(CodePermissionDenied, "the linked account does not allow dFlow to call %s in region %s: add it to the role or user policy", action, region).With("action", action)
-	case code == "OptInRequired":
-		e = fault.Unprocessablef(CodeRegionNotEnabled, "region %s is not enabled in the linked account", region)
-	case code == "IncorrectInstanceState":
-		e = fault.Conflictf(CodeInvalidState, "the instance cannot do that in its current state")
-	case code == "InsufficientInstanceCapacity" || code == "Unsupported":
-		e = fault.Unavailablef(30, CodeCapacity, "AWS has no capacity for this instance type in region %s just now; try again later or choose another type", region)
-	case code == "InstanceLimitExceeded" || code == "VcpuLimitExceeded" || code == "MaxSpotInstanceCountExceeded":
-		e = fault.Unprocessablef(CodeInstanceLimit, "the linked account has reached its instance quota in region %s", region)
-	case code == "RequestLimitExceeded" || throttles.IsErrorThrottle(err) == aws.TrueTernary:
-		e = fault.Unavailablef(5, CodeThrottled, "AWS is throttling the linked account's %s calls in region %s; try again shortly", action, region)
-	case transient(err):
-		e = fault.Unavailablef(2, CodeUnavailable, "AWS did not answer %s in region %s; try again shortly", action, region)
-	default:
-		e = &fault.Error{Kind: fault.Internal, Code: codeProviderError, Detail: fmt.Sprintf("AWS refused %s in region %s", action, region)}
-	}
-	if e.Kind != fault.Internal {
-		if code != "" {
-			e = e.With("awsErrorCode", code)
+	return awserr.Classify(err, action, region, func(code string, err error) *fault.Error {
+		switch code {
+		case "IncorrectInstanceState":
+			return fault.Conflictf(CodeInvalidState, "the instance cannot do that in its current state")
+		case "InsufficientInstanceCapacity", "Unsupported":
+			return fault.Unavailablef(30, CodeCapacity, "AWS has no capacity for this instance type in region %s just now; try again later or choose another type", region)
+		case "InstanceLimitExceeded", "VcpuLimitExceeded", "MaxSpotInstanceCountExceeded":
+			return fault.Unprocessablef(CodeInstanceLimit, "the linked account has reached its instance quota in region %s", region)
 		}
-		e = e.With("region", region)
-	}
-	e.Err = fmt.Errorf("%s in %s: %w", action, region, err)
-	return e
-}
-
-func transient(err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return true
-	}
-	var ae smithy.APIError
-	if errors.As(err, &ae) && ae.ErrorFault() == smithy.FaultServer {
-		return true
-	}
-	var opErr *net.OpError
-	var dnsErr *net.DNSError
-	if errors.As(err, &opErr) || errors.As(err, &dnsErr) {
-		return true
-	}
-	return retryables.IsErrorRetryable(err) == aws.TrueTernary
+		return nil
+	})
 }
 
 // rejected reports whether AWS answered a RunInstances with a refusal, so
@@ -130,11 +67,11 @@ func transient(err error) bool {
 func rejected(err error) bool {
 	var ae smithy.APIError
 	return errors.As(err, &ae) && ae.ErrorFault() == smithy.FaultClient && ae.ErrorCode() != "" &&
-		ae.ErrorCode() != "RequestLimitExceeded" && !transient(err)
+		ae.ErrorCode() != "RequestLimitExceeded" && !awserr.IsTransient(err)
 }
 
 func notFound(err error, codes ...string) bool {
-	c := awsCode(err)
+	c := awserr.Code(err)
 	return c != "" && slices.Contains(codes, c)
 }
 
