@@ -301,11 +301,18 @@ func healthFields(l links.Link) map[string]any {
 
 // ReplaceCredentials records new credentials, moving the credentials claim.
 func (s *Store) ReplaceCredentials(ctx context.Context, l links.Link, prev links.Link, rec, prevRec links.Record) error {
-	u := newUpdate()
 	fields := credentialFields(l)
 	for k, v := range healthFields(l) {
 		fields[k] = v
 	}
+	return s.writeCredentials(ctx, "replace credentials of "+l.ID, l, prev, rec, prevRec, fields)
+}
+
+// writeCredentials sets fields (and the credentials claim, the rotation
+// index and the version) on a link still at prev.Version, moving the
+// ACCOUNTCRED# claim when the credentials changed.
+func (s *Store) writeCredentials(ctx context.Context, what string, l, prev links.Link, rec, prevRec links.Record, fields map[string]any) error {
+	u := newUpdate()
 	fields["credKey"] = rec.CredKey
 	fields["updatedAt"] = l.UpdatedAt.Format(time.RFC3339Nano)
 	err := u.setAll(fields)
@@ -329,7 +336,7 @@ func (s *Store) ReplaceCredentials(ctx context.Context, l links.Link, prev links
 		items = append(items, types.TransactWriteItem{Delete: &types.Delete{Key: key(orgPK(l.OrgID), accountCredSK(prevRec.CredKey))}}, putNew(ci))
 		reasons[2] = errLinkCreds
 	}
-	return s.transact(ctx, "replace credentials of "+l.ID, items, reasons)
+	return s.transact(ctx, what, items, reasons)
 }
 
 // SetHealth records a check's outcome; it leaves everything else alone.

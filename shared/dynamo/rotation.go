@@ -211,30 +211,7 @@ func (s *Store) ReleaseRotationLease(ctx context.Context, orgID, linkID, rotatio
 // warnings and the credentials claim, if the link is still at prev.Version.
 // Nothing else of the link changes.
 func (s *Store) UpdateRotatedLink(ctx context.Context, l links.Link, prev links.Link, rec, prevRec links.Record) error {
-	u := newUpdate()
-	err := u.setAll(map[string]any{
-		"credentials": l.Credentials, "keyCreatedAt": l.KeyCreatedAt, "rotation": l.Rotation,
-		"warnings": l.Warnings, "credKey": rec.CredKey, "updatedAt": l.UpdatedAt.Format(time.RFC3339Nano),
+	return s.writeCredentials(ctx, "record rotated key of "+l.ID, l, prev, rec, prevRec, map[string]any{
+		"credentials": l.Credentials, "keyCreatedAt": l.KeyCreatedAt, "rotation": l.Rotation, "warnings": l.Warnings,
 	})
-	if err == nil {
-		err = u.rotationIndex(l)
-	}
-	if err != nil {
-		return err
-	}
-	u.names["#ver"] = "version"
-	u.sets = append(u.sets, "#ver = :version")
-	u.values[":version"] = num(l.Version)
-	cond, vals := versioned(prev.Version)
-	items := []types.TransactWriteItem{u.item(orgPK(l.OrgID), accountSK(l.ID), cond, vals)}
-	reasons := map[int]error{0: errConcurrent}
-	if rec.CredKey != prevRec.CredKey {
-		ci, err := pointer(l.OrgID, accountCredSK(rec.CredKey), "accountCredentials", l.ID)
-		if err != nil {
-			return err
-		}
-		items = append(items, types.TransactWriteItem{Delete: &types.Delete{Key: key(orgPK(l.OrgID), accountCredSK(prevRec.CredKey))}}, putNew(ci))
-		reasons[2] = errLinkCreds
-	}
-	return s.transact(ctx, "record rotated key of "+l.ID, items, reasons)
 }
