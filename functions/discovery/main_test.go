@@ -1,24 +1,19 @@
 package main
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/smithy-go"
 
 	"github.com/dflow-sh/cloud-accounts/shared/apitest"
-	"github.com/dflow-sh/cloud-accounts/shared/awsauth"
 	"github.com/dflow-sh/cloud-accounts/shared/links"
 	"github.com/dflow-sh/cloud-accounts/shared/motoserver"
 	"github.com/dflow-sh/cloud-accounts/shared/platform"
 	"github.com/dflow-sh/cloud-accounts/shared/sdkfault"
-	"github.com/dflow-sh/cloud-accounts/shared/tenancy"
-	"github.com/dflow-sh/cloud-accounts/shared/vault"
 )
 
 func TestMain(m *testing.M) { motoserver.Main(m) }
@@ -60,30 +55,14 @@ func newFixture(t *testing.T) *fixture {
 	f.env.Platform = p
 	f.orgID, _ = apitest.SeedOrg(t, p, admin, map[string]string{viewer: "viewer"}, custom)
 	// Links are made by the linking code, as AccountsFunction makes them.
-	v, err := vault.New(env.AWS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checker, err := awsauth.New(env.AWS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.linker = links.NewService(p.Store, v, awsauth.LinkVerifier{Checker: checker}, links.Config{SecretPrefix: cfg.SecretPrefix, Partition: "aws"}, p.Logger, time.Now)
+	f.linker = env.Linker(t, env.AWS, cfg.SecretPrefix)
 	return f
 }
 
 // linkRole links a role in a (moto) account and returns the link id.
 func (f *fixture) linkRole(account, region string) string {
 	f.t.Helper()
-	name, arn, typ := "r-"+account, "arn:aws:iam::"+account+":role/dflow", links.TypeAssumeRole
-	l, err := f.linker.Create(context.Background(), tenancy.Caller{UserID: admin}, f.orgID, "req-test", links.LinkInput{
-		Name: &name, Provider: aws.String("aws"), Environments: []string{"*"}, DefaultRegion: &region,
-		Credentials: &links.CredentialsInput{Type: &typ, RoleARN: &arn},
-	})
-	if err != nil {
-		f.t.Fatalf("link: %v", err)
-	}
-	return l.ID
+	return apitest.LinkRole(f.t, f.linker, admin, f.orgID, account, region).ID
 }
 
 func (f *fixture) get(user, route, acc string, params ...string) *apitest.Result {

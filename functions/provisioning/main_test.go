@@ -11,18 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/dflow-sh/cloud-accounts/shared/apitest"
-	"github.com/dflow-sh/cloud-accounts/shared/awsauth"
-	"github.com/dflow-sh/cloud-accounts/shared/links"
 	"github.com/dflow-sh/cloud-accounts/shared/motoserver"
 	"github.com/dflow-sh/cloud-accounts/shared/platform"
 	"github.com/dflow-sh/cloud-accounts/shared/sdkfault"
-	"github.com/dflow-sh/cloud-accounts/shared/tenancy"
-	"github.com/dflow-sh/cloud-accounts/shared/vault"
 )
 
 func TestMain(m *testing.M) { motoserver.Main(m) }
@@ -64,24 +59,8 @@ func newFixture(t *testing.T) *fixture {
 	f.env.Platform = p
 	f.orgID, _ = apitest.SeedOrg(t, p, admin, map[string]string{developer: "developer", viewer: "viewer"}, "")
 	// The account is linked by the linking code, as AccountsFunction does.
-	v, err := vault.New(env.AWS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checker, err := awsauth.New(env.AWS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	linker := links.NewService(p.Store, v, awsauth.LinkVerifier{Checker: checker}, links.Config{SecretPrefix: cfg.SecretPrefix, Partition: "aws"}, p.Logger, time.Now)
-	name, arn, typ, reg := "prod", "arn:aws:iam::"+customer+":role/dflow", links.TypeAssumeRole, region
-	l, err := linker.Create(context.Background(), tenancy.Caller{UserID: admin}, f.orgID, "req-test", links.LinkInput{
-		Name: &name, Provider: aws.String("aws"), Environments: []string{"production"}, DefaultRegion: &reg,
-		Credentials: &links.CredentialsInput{Type: &typ, RoleARN: &arn},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.acc = l.ID
+	linker := env.Linker(t, env.AWS, cfg.SecretPrefix)
+	f.acc = apitest.LinkRole(t, linker, admin, f.orgID, customer, region, "production").ID
 	return f
 }
 

@@ -12,13 +12,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam/types"
 
 	"github.com/dflow-sh/cloud-accounts/shared/apitest"
-	"github.com/dflow-sh/cloud-accounts/shared/awsauth"
 	"github.com/dflow-sh/cloud-accounts/shared/ids"
 	"github.com/dflow-sh/cloud-accounts/shared/links"
 	"github.com/dflow-sh/cloud-accounts/shared/motoserver"
 	"github.com/dflow-sh/cloud-accounts/shared/platform"
 	"github.com/dflow-sh/cloud-accounts/shared/tenancy"
-	"github.com/dflow-sh/cloud-accounts/shared/vault"
 )
 
 func TestMain(m *testing.M) { motoserver.Main(m) }
@@ -56,15 +54,7 @@ func newFixture(t *testing.T) *fixture {
 	f.api.Logs = env.Logs
 	f.env.Platform = p
 	f.orgID, _ = apitest.SeedOrg(t, p, admin, map[string]string{viewer: "viewer"}, "")
-	v, err := vault.New(env.AWS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checker, err := awsauth.New(env.AWS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.linker = links.NewService(p.Store, v, awsauth.LinkVerifier{Checker: checker}, links.Config{SecretPrefix: cfg.SecretPrefix, Partition: "aws"}, p.Logger, time.Now)
+	f.linker = env.Linker(t, env.AWS, cfg.SecretPrefix)
 	return f
 }
 
